@@ -1,0 +1,68 @@
+"""The one post-processing every backend shares: raw outputs -> `Prediction`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_mtl.types import Prediction
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    score_threshold: float = 0.3
+    iou_threshold: float = 0.6
+    max_detections: int = 100
+    pre_nms_top_k: int = 1000
+    lane_threshold: float = 0.5
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def decode_detections(logits: np.ndarray, boxes: np.ndarray, cfg: PostprocessConfig
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class score threshold, top-k, class-aware NMS (OpenCV). Boxes stay in input pixels."""
+    import cv2
+
+    scores = _sigmoid(logits.astype(np.float32))  # [N, C]
+    idx, cls = np.nonzero(scores > cfg.score_threshold)
+    cand = scores[idx, cls]
+    if len(cand) > cfg.pre_nms_top_k:
+        top = np.argpartition(-cand, cfg.pre_nms_top_k)[: cfg.pre_nms_top_k]
+        idx, cls, cand = idx[top], cls[top], cand[top]
+    if len(cand) == 0:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
+    b = boxes[idx].astype(np.float32)
+    xywh = np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], 1)
+    keep = cv2.dnn.NMSBoxesBatched(xywh.tolist(), cand.tolist(), cls.tolist(),
+                                   cfg.score_threshold, cfg.iou_threshold)
+    keep = np.asarray(keep, np.int64).reshape(-1)
+    keep = keep[np.argsort(-cand[keep], kind="stable")][: cfg.max_detections]
+    return b[keep], cand[keep].astype(np.float32), cls[keep].astype(np.int64)
+
+
+def postprocess(outputs: dict[str, np.ndarray], original_size: tuple[int, int],
+                input_size: tuple[int, int], cfg: PostprocessConfig | None = None) -> Prediction:
+    """Decode one image's raw outputs (batch dim removed) into original-image pixels.
+
+    ``original_size`` and ``input_size`` are (height, width).
+    """
+    import cv2
+
+    cfg = cfg or PostprocessConfig()
+    oh, ow = original_size
+    ih, iw = input_size
+    boxes, scores, classes = decode_detections(outputs["det_logits"], outputs["det_boxes"], cfg)
+    boxes = boxes * np.array([ow / iw, oh / ih, ow / iw, oh / ih], np.float32)
+    boxes = np.clip(boxes, 0, [ow, oh, ow, oh]).astype(np.float32)
+    # Threshold the upsampled logits (not an upsampled binary mask) for clean thin lines.
+    lane_logits = cv2.resize(outputs["lane_logits"].reshape(outputs["lane_logits"].shape[-2:]),
+                             (ow, oh), interpolation=cv2.INTER_LINEAR)
+    logit_threshold = float(np.log(cfg.lane_threshold / (1 - cfg.lane_threshold)))
+    lane = (lane_logits > logit_threshold).astype(np.uint8)
+    depth = cv2.resize(outputs["depth"].reshape(outputs["depth"].shape[-2:]), (ow, oh),
+                       interpolation=cv2.INTER_LINEAR)
+    return Prediction(boxes=boxes, scores=scores, classes=classes, lane=lane, depth=depth)

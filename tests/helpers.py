@@ -1,0 +1,23 @@
+"""Shared test helpers: tiny configs that keep every shape rule of the real model."""
+
+from __future__ import annotations
+
+from edge_mtl.config import Config, ModelConfig
+
+# Small enough for 2 CPU cores; every shape rule of the real model still applies.
+TINY_SIZE = (64, 128)
+
+
+def tiny_model_config(**kw) -> ModelConfig:
+    base = dict(backbone="mobilenet_v3_small", input_height=TINY_SIZE[0], input_width=TINY_SIZE[1],
+                fpn_channels=16, head_channels=16, seg_channels=8)
+    return ModelConfig(**(base | kw))
+
+
+def tiny_config(data: str, out: str, steps: int = 3) -> Config:
+    cfg = Config(model=tiny_model_config())
+    cfg.train.data, cfg.train.out, cfg.train.steps = data, out, steps
+    cfg.train.batch_size, cfg.train.workers, cfg.train.crop_width = 2, 0, None
+    cfg.train.log_every, cfg.train.ckpt_every, cfg.train.warmup_lr_steps = 1, 2, 1
+    cfg.weighting.warmup_steps = 1
+    return cfg

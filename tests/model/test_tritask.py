@@ -1,0 +1,70 @@
+"""The network: every backbone, named raw outputs, same in train and eval, finite gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from edge_mtl.config import ModelConfig
+from edge_mtl.model.backbone import MobileNetBackbone
+from edge_mtl.model.heads.detection import anchor_points
+from edge_mtl.model.tritask import build_model
+from edge_mtl.types import OUTPUT_NAMES
+from tests.helpers import TINY_SIZE, tiny_model_config
+
+H, W = TINY_SIZE
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet_v3_large", "mobilenet_v3_small", "mobilenet_v2"])
+def test_forward_backward_every_backbone(backbone):
+    model = build_model(tiny_model_config(backbone=backbone))
+    assert [s for _, s in model.backbone.feature_info] == [2, 4, 8, 16, 32]
+    x = torch.randn(2, 3, H, W)
+    out = model(x)
+    n = len(anchor_points(H, W, model.det_strides)[0])
+    assert tuple(out) == OUTPUT_NAMES
+    assert out["det_logits"].shape == (2, n, 3)
+    assert out["det_boxes"].shape == (2, n, 4)
+    assert out["lane_logits"].shape == (2, 1, H // 2, W // 2)
+    assert out["depth"].shape == (2, 1, H // 4, W // 4)
+    total = sum(v.float().mean() for v in out.values())
+    total.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_train_and_eval_return_the_same_tensors():
+    model = build_model(tiny_model_config())
+    x = torch.randn(1, 3, H, W)
+    train_out = model.train()(x)
+    eval_out = model.eval()(x)
+    assert {k: v.shape for k, v in train_out.items()} == {k: v.shape for k, v in eval_out.items()}
+
+
+def test_outputs_respect_their_ranges():
+    cfg = tiny_model_config(min_depth=0.5, max_depth=120.0)
+    out = build_model(cfg).eval()(torch.randn(2, 3, H, W) * 3)
+    boxes = out["det_boxes"]
+    assert torch.all(boxes[..., 2] >= boxes[..., 0]) and torch.all(boxes[..., 3] >= boxes[..., 1])
+    assert torch.all(out["depth"] >= 0.5 - 1e-4) and torch.all(out["depth"] <= 120.0 + 1e-3)
+
+
+def test_default_input_size_and_rejects_bad_sizes():
+    cfg = ModelConfig()
+    assert (cfg.input_height, cfg.input_width) == (384, 640)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        ModelConfig(input_height=360)
+
+
+def test_pretrained_weights_load_from_a_local_file(tmp_path):
+    import torchvision
+
+    ref = torchvision.models.mobilenet_v3_small(weights=None)
+    path = tmp_path / "mnv3s.pth"
+    torch.save(ref.state_dict(), path)
+    bb = MobileNetBackbone("mobilenet_v3_small", pretrained=str(path))
+    assert torch.equal(bb.features[0][0].weight, ref.features[0][0].weight)
+    with pytest.raises(FileNotFoundError, match="never downloaded"):
+        MobileNetBackbone("mobilenet_v3_small", pretrained=str(tmp_path / "missing.pth"))
+    with pytest.raises(ValueError, match="unknown backbone"):
+        MobileNetBackbone("resnet50")

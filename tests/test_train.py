@@ -1,0 +1,99 @@
+"""Training end to end on tiny data: checkpoints, resume, logs, eval JSON, CLI, DDP."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from edge_mtl.checkpoint import load_model, read_checkpoint, release
+from edge_mtl.cli import main
+from edge_mtl.evaluate import SCHEMA, evaluate
+from edge_mtl.train import lr_factor, train
+from tests.helpers import tiny_config
+
+
+def read_log(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_resume_and_evaluate(tmp_path, dropped_dataset):
+    cfg = tiny_config(dropped_dataset, str(tmp_path / "run"), steps=3)
+    ckpt = train(cfg, progress=False)
+    state = read_checkpoint(ckpt)
+    assert state["step"] == 3
+    rows = read_log(tmp_path / "run" / "log.csv")
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    assert (tmp_path / "run" / "log.png").stat().st_size > 0
+
+    cfg.train.steps = 5
+    ckpt = train(cfg, resume=str(ckpt), progress=False)
+    resumed = read_checkpoint(ckpt)
+    assert resumed["step"] == 5
+    rows = read_log(tmp_path / "run" / "log.csv")
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert any(not torch.equal(state["model"][k], resumed["model"][k]) for k in state["model"])
+
+    small = release(ckpt, tmp_path / "release.pt")
+    assert small.stat().st_size < ckpt.stat().st_size
+    _, model = load_model(small)
+    assert not model.training
+
+    result = evaluate(small, dropped_dataset, progress=False)
+    assert result["schema"] == SCHEMA
+    labelled = result["data"]["labelled"]
+    assert result["data"]["num_samples"] == 8 and 0 < labelled["det"] < 8
+    assert set(result["metrics"]) == {"det", "lane", "depth"}
+    assert 0.0 <= result["metrics"]["lane"]["iou"] <= 1.0
+    assert result["metrics"]["depth"]["abs_rel"] > 0
+
+
+def test_lr_schedule_warms_up_then_decays():
+    factors = [lr_factor(s, 100, 10) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in itertools.pairwise(factors[10:]))
+    assert factors[-1] == pytest.approx(0.05, abs=0.01)
+
+
+def test_cli_synth_and_clear_errors(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path / "d"), "--num", "2", "--seed", "3", "--workers", "1"]) == 0
+    assert (tmp_path / "d" / "meta.json").is_file()
+    assert main(["synth", "--out", str(tmp_path / "e"), "--num", "2", "--drop-labels", "lane=2"]) == 2
+    assert "lane=2.0 must lie in [0, 1]" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "missing.pt"), "--data", str(tmp_path / "d")]) == 2
+    assert "missing.pt" in capsys.readouterr().err
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_text("not a checkpoint")
+    assert main(["eval", str(bogus), "--data", str(tmp_path / "d")]) == 2
+    assert "bogus.pt" in capsys.readouterr().err
+
+
+def test_cli_train_then_eval_json(tmp_path, tiny_dataset):
+    cfg = tiny_config(tiny_dataset, str(tmp_path / "run"), steps=2)
+    cfg.save(tmp_path / "tiny.yaml")
+    assert main(["train", "--config", str(tmp_path / "tiny.yaml"), "--set", "train.log_every=5"]) == 0
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(tmp_path / "run" / "last.pt"), "--data", tiny_dataset,
+                 "--json", str(out), "--limit", "3"]) == 0
+    result = json.loads(out.read_text())
+    assert result["data"]["num_samples"] == 3 and result["input_size"] == [64, 128]
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_on_cpu(tmp_path, tiny_dataset):
+    """torchrun + DistributedDataParallel over gloo: both ranks step, rank 0 writes."""
+    cfg = tiny_config(tiny_dataset, str(tmp_path / "ddp"), steps=2)
+    cfg.save(tmp_path / "tiny.yaml")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "edge_mtl.cli", "train", "--config", str(tmp_path / "tiny.yaml")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert read_checkpoint(tmp_path / "ddp" / "last.pt")["step"] == 2
