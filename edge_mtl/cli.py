@@ -14,7 +14,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from edge_mtl.data.format import parse_drop_labels, synthesize
 
     drops = parse_drop_labels(args.drop_labels)
-    root = synthesize(args.out, args.num, args.seed, drops, workers=args.workers)
+    root = synthesize(args.out, args.num, args.seed, drops, workers=args.workers,
+                      sequence=args.sequence, force=args.force)
     print(f"wrote {args.num} samples to {root}")
     return 0
 
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--drop-labels", default=None,
                    help="per-task probability of dropping a sample's label, e.g. det=0.3,lane=0.3,depth=0.5")
     s.add_argument("--workers", type=int, default=None, help="render processes (default: all cores)")
+    s.add_argument("--sequence", action="store_true",
+                   help="render one temporally coherent drive (30 FPS) instead of independent scenes")
+    s.add_argument("--force", action="store_true", help="replace a dataset already in --out")
     s.set_defaults(func=_cmd_synth)
 
     t = sub.add_parser("train", help="train the tri-task network")

@@ -17,7 +17,7 @@ def tiny_dataset(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def dropped_dataset(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("data") / "dropped"
-    synthesize(root, 8, seed=12, drop_labels={"det": 0.5, "lane": 0.5, "depth": 0.5},
+    synthesize(root, 8, seed=12, drop={"det": 0.5, "lane": 0.5, "depth": 0.5},
                workers=1, progress=False)
     return str(root)
 

@@ -1,7 +1,7 @@
 """The on-disk dataset format (``edge_mtl.dataset/1``).
 
 ```
-DIR/meta.json              {"format", "classes", "num", "seed", "depth_scale", "drop_labels"}
+DIR/meta.json              {"format", "classes", "num", "seed", "sequence", "depth_scale", "drop_labels"}
 DIR/labels/000000.json     {"image", "lane", "depth", "boxes", "classes", "has_label", "camera"}
 DIR/images/000000.jpg      1280x720 BGR camera frame
 DIR/lanes/000000.png       uint8, 1 = lane marking, 0 = not (absent when unlabelled)
@@ -82,43 +82,63 @@ def _imwrite(path: Path, array: np.ndarray, params: list[int] | None = None) -> 
         raise OSError(f"could not write {path}")
 
 
+def drop_labels(sample: Sample, drops: Mapping[str, float], seed: int) -> Sample:
+    """Remove each task's label with its probability in ``drops`` (deterministic by seed)."""
+    rng = np.random.default_rng([seed, 7919])
+    kept = {t: rng.random() >= drops.get(t, 0.0) for t in TASKS}
+    return Sample(image=sample.image,
+                  boxes=sample.boxes if kept["det"] else None,
+                  classes=sample.classes if kept["det"] else None,
+                  lane=sample.lane if kept["lane"] else None,
+                  depth=sample.depth if kept["depth"] else None,
+                  camera=sample.camera, name=sample.name)
+
+
 def _render_and_write(args: tuple[str, int, int, Mapping[str, float]]) -> int:
     from edge_mtl.data.world import render_random
 
     root, index, seed, drops = args
     sample = render_random(seed, name=f"{index:06d}").sample
-    rng = np.random.default_rng([seed, 7919])
-    kept = {t: rng.random() >= drops.get(t, 0.0) for t in TASKS}
-    sample = Sample(image=sample.image,
-                    boxes=sample.boxes if kept["det"] else None,
-                    classes=sample.classes if kept["det"] else None,
-                    lane=sample.lane if kept["lane"] else None,
-                    depth=sample.depth if kept["depth"] else None,
-                    camera=sample.camera, name=sample.name)
-    write_sample(Path(root), index, sample)
+    write_sample(Path(root), index, drop_labels(sample, drops, seed))
     return index
 
 
 def synthesize(out: str | os.PathLike, num: int, seed: int,
-               drop_labels: Mapping[str, float] | None = None, workers: int | None = None,
-               progress: bool = True) -> Path:
-    """Render ``num`` random scenes into ``out`` in the dataset format (deterministic by seed)."""
+               drop: Mapping[str, float] | None = None, workers: int | None = None,
+               progress: bool = True, sequence: bool = False, force: bool = False) -> Path:
+    """Render ``num`` frames into ``out`` in the dataset format (deterministic by seed).
+
+    Frames are independent random scenes, or with ``sequence`` one continuous drive.
+    An existing dataset in ``out`` is an error unless ``force``, which replaces it.
+    """
     from tqdm import tqdm
 
     if num <= 0:
         raise ValueError(f"--num must be positive, got {num}")
     root = Path(out)
     if (root / "meta.json").exists():
-        raise FileExistsError(f"{root} already holds a dataset; choose another --out or delete it")
+        if not force:
+            raise FileExistsError(f"{root} already holds a dataset; choose another --out or pass --force")
+        import shutil
+
+        for sub in ("images", "lanes", "depth", "labels"):
+            shutil.rmtree(root / sub, ignore_errors=True)
+        (root / "meta.json").unlink()
     for sub in ("images", "lanes", "depth", "labels"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    drops = dict(drop_labels or {})
+    drops = dict(drop or {})
     # Sample i's scene seed depends on (seed, i) only, so any worker count gives the same data.
     seeds = np.random.SeedSequence(seed).generate_state(num, dtype=np.uint32)
     jobs = [(str(root), i, int(s), drops) for i, s in enumerate(seeds)]
     workers = workers or min(os.cpu_count() or 1, 8)
     bar = tqdm(total=num, desc=f"synth {root}", unit="img", disable=not progress)
-    if workers == 1:
+    if sequence:
+        from edge_mtl.data.drive import drive
+
+        for i, frame in enumerate(drive(seed, num)):
+            write_sample(root, i, drop_labels(frame.sample, drops, int(seeds[i])))
+            bar.update()
+    elif workers == 1:
         for job in jobs:
             _render_and_write(job)
             bar.update()
@@ -128,7 +148,7 @@ def synthesize(out: str | os.PathLike, num: int, seed: int,
                 bar.update()
     bar.close()
     meta = {"format": FORMAT, "classes": list(CLASSES), "num": num, "seed": seed,
-            "depth_scale": DEPTH_SCALE, "drop_labels": drops}
+            "sequence": sequence, "depth_scale": DEPTH_SCALE, "drop_labels": drops}
     (root / "meta.json").write_text(json.dumps(meta, indent=2))
     return root
 

@@ -61,9 +61,13 @@ def test_parse_drop_labels():
             parse_drop_labels(bad)
 
 
-def test_refuses_to_overwrite(tiny_dataset):
+def test_refuses_to_overwrite_unless_forced(tmp_path):
+    root = synthesize(tmp_path / "d", 3, seed=0, workers=1, progress=False)
     with pytest.raises(FileExistsError, match="already holds a dataset"):
-        synthesize(tiny_dataset, 1, seed=0, workers=1, progress=False)
+        synthesize(root, 1, seed=1, workers=1, progress=False)
+    assert len(DatasetReader(root)) == 3  # nothing lost
+    synthesize(root, 1, seed=1, workers=1, progress=False, force=True)
+    assert len(DatasetReader(root)) == 1
 
 
 def test_errors_name_the_file(tmp_path, tiny_dataset):
@@ -81,3 +85,11 @@ def test_errors_name_the_file(tmp_path, tiny_dataset):
     with pytest.raises(DatasetError, match=r"000002\.jpg"):
         reader[2]
     assert reader[0].image is not None  # the rest stays readable
+
+
+def test_sequence_mode_writes_a_coherent_drive(tmp_path):
+    root = synthesize(tmp_path / "seq", 3, seed=5, sequence=True, progress=False)
+    reader = DatasetReader(root)
+    a, b = reader[0].image.astype(int), reader[1].image.astype(int)
+    assert 0 < np.abs(a - b).mean() < 12
+    assert json.loads((root / "meta.json").read_text())["sequence"] is True
