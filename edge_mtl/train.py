@@ -35,15 +35,13 @@ def _setup_distributed() -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
-def _batches(loader: torch.utils.data.DataLoader, dataset: MultiTaskDataset,
-             start_epoch: int) -> Iterator[Batch]:
-    epoch = start_epoch
+def _batches(loader: torch.utils.data.DataLoader, epochs: list[int]) -> Iterator[Batch]:
+    """Endless batches; ``epochs[0]`` counts passes over the data (kept in checkpoints)."""
     while True:
-        dataset.epoch = epoch
         if hasattr(loader.sampler, "set_epoch"):
-            loader.sampler.set_epoch(epoch)
+            loader.sampler.set_epoch(epochs[0])
         yield from loader
-        epoch += 1
+        epochs[0] += 1
 
 
 def lr_factor(step: int, total: int, warmup: int, floor: float = 0.05) -> float:
@@ -63,8 +61,7 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True) -> Path
     torch.manual_seed(tc.seed + rank)
     out = Path(tc.out)
     size = (cfg.model.input_height, cfg.model.input_width)
-    dataset = MultiTaskDataset(tc.data, size, train=True, crop=tc.crop_width, flip=tc.hflip,
-                               seed=tc.seed)
+    dataset = MultiTaskDataset(tc.data, size, train=True, crop=tc.crop_width, flip=tc.hflip)
     if world > 1:
         sampler = torch.utils.data.DistributedSampler(dataset, seed=tc.seed)
     else:
@@ -85,14 +82,14 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True) -> Path
          {"params": no_decay + list(weighting.parameters()), "weight_decay": 0.0}], lr=tc.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, tc.steps, tc.warmup_lr_steps))
-    step = epoch = 0
+    step, epochs = 0, [0]
     if resume:
         state = read_checkpoint(resume)
         model.load_state_dict(state["model"])
         weighting.load_state_dict(state["weighting"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        step, epoch = int(state["step"]), int(state.get("epoch", 0))
+        step, epochs[0] = int(state["step"]), int(state.get("epoch", 0))
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -115,11 +112,10 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True) -> Path
     def checkpoint() -> Path:
         return save_checkpoint(out / "last.pt", cfg, model, weighting=weighting.state_dict(),
                                optimizer=optimizer.state_dict(),
-                               scheduler=scheduler.state_dict(), step=step,
-                               epoch=dataset.epoch)
+                               scheduler=scheduler.state_dict(), step=step, epoch=epochs[0])
 
     net.train()
-    batches = _batches(loader, dataset, epoch)
+    batches = _batches(loader, epochs)
     bar = tqdm(total=tc.steps, initial=step, desc="train", unit="step",
                disable=not (progress and is_main))
     tick, seen = time.perf_counter(), 0

@@ -15,14 +15,12 @@ class MultiTaskDataset(torch.utils.data.Dataset):
     """Samples at network resolution; with ``train=True`` adds random flip and crop."""
 
     def __init__(self, root: str, size: tuple[int, int], train: bool = False,
-                 crop: int | None = None, flip: bool = False, seed: int = 0):
+                 crop: int | None = None, flip: bool = False):
         self.reader = DatasetReader(root)
         self.size = size
         self.train = train
         self.crop = crop if crop and crop < size[1] else None
         self.flip = flip
-        self.seed = seed
-        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.reader)
@@ -30,7 +28,9 @@ class MultiTaskDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> Item:
         item = to_network_size(self.reader[index], self.size)
         if self.train:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
+            # Drawn from torch's RNG, which DataLoader seeds per worker and which advances
+            # across epochs (also in persistent workers), so augmentations differ every epoch.
+            rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ())))
             if self.flip and rng.random() < 0.5:
                 item = hflip(item)
             if self.crop:
