@@ -44,6 +44,16 @@ def _batches(loader: torch.utils.data.DataLoader, epochs: list[int]) -> Iterator
         epochs[0] += 1
 
 
+def _average_gradients(module: torch.nn.Module, world: int) -> None:
+    """All-reduce the gradients of a module DDP does not wrap (the loss weighting), so every
+    rank takes the same step; a rank without a task in its batch contributes zeros."""
+    for p in module.parameters():
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad /= world
+
+
 def lr_factor(step: int, total: int, warmup: int, floor: float = 0.05) -> float:
     """Linear warmup, then cosine decay to ``floor`` of the base rate."""
     if step < warmup:
@@ -128,6 +138,8 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True) -> Path
             total = weighting(losses, step)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(total).backward()
+            if world > 1:
+                _average_gradients(weighting, world)
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
             scaler.step(optimizer)
