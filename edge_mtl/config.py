@@ -65,6 +65,7 @@ class TrainConfig:
     log_every: int = 10
     ckpt_every: int = 250
     grad_clip: float = 10.0
+    bn_batches: int = 50  # precise-BN batches after training (0 = keep the running averages)
 
 
 @dataclass

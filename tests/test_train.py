@@ -101,3 +101,21 @@ def test_ddp_two_processes_on_cpu(tmp_path, tiny_dataset):
     # The weighting sits outside DDP (its gradients are all-reduced by hand); warmup ended
     # after step 1, so its log-variances have moved.
     assert any(float(v) != 0.0 for v in state["weighting"].values())
+
+
+def test_recalibrate_bn_sets_running_stats_to_the_data(tiny_dataset):
+    from edge_mtl.data.dataset import MultiTaskDataset, collate
+    from edge_mtl.model.tritask import build_model
+    from edge_mtl.train import recalibrate_bn
+    from tests.helpers import TINY_SIZE, tiny_model_config
+
+    model = build_model(tiny_model_config()).eval()
+    first_bn = model.backbone.features[0][1]
+    first_bn.running_mean.fill_(100.0)  # stale statistics, as after a short run
+    recalibrate_bn(model, tiny_dataset, TINY_SIZE, batches=3, batch_size=2, device=torch.device("cpu"))
+    assert not model.training  # mode restored
+    images = collate([MultiTaskDataset(tiny_dataset, TINY_SIZE)[i] for i in range(6)]).image
+    with torch.no_grad():
+        conv_out = model.backbone.features[0][0](images)
+    expected = conv_out.mean((0, 2, 3))
+    assert torch.allclose(first_bn.running_mean, expected, atol=1e-4)
