@@ -38,12 +38,72 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from edge_mtl.evaluate import evaluate
 
-    result = evaluate(args.checkpoint, args.data, limit=args.limit)
+    result = evaluate(args.model, args.data, limit=args.limit, backend=args.backend,
+                      device=args.device)
+    _emit_json(result, args.json)
+    return 0
+
+
+def _emit_json(result: dict, path: str | None) -> None:
     text = json.dumps(result, indent=2)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n")
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + "\n")
     print(text)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from edge_mtl.export.onnx import export_onnx
+
+    r = export_onnx(args.checkpoint, args.out, opset=args.opset, simplifier=args.simplifier)
+    print(f"{r.path}: opset {r.opset}, {r.nodes_before} nodes exported, {r.nodes_after} after "
+          f"{r.simplifier}")
+    for stage, diffs in r.parity.items():
+        print(f"  parity {stage:>10}: " + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()))
+    return 0
+
+
+def _cmd_check_onnx(args: argparse.Namespace) -> int:
+    from edge_mtl.export.check import check_onnx
+
+    findings = check_onnx(args.model, args.target, allow_gpu_fallback=args.allow_gpu_fallback)
+    for f in findings:
+        print(f)
+    errors = sum(f.level == "error" for f in findings)
+    print(f"{args.model}: {'FAIL' if errors else 'OK'} for {args.target} "
+          f"({errors} errors, {len(findings) - errors} warnings)")
+    return 1 if errors else 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from edge_mtl.quantize.calibset import load_calibration_set
+    from edge_mtl.quantize.qdq import quantize_qdq
+
+    calib = load_calibration_set(args.calib)
+    r = quantize_qdq(args.model, args.out, calib, method=args.method, images=args.images,
+                     keep=args.keep)
+    print(f"{r.path}: INT8 Q/DQ, {r.method} calibration on {r.images} images of {calib.name}, "
+          f"{r.quantized_nodes} quantized tensors, {len(r.kept_nodes)} nodes kept in float")
+    return 0
+
+
+def _cmd_build_engine(args: argparse.Namespace) -> int:
+    from edge_mtl.trt.build import build_engine
+
+    path, sidecar = build_engine(args.model, args.out, precision=args.precision,
+                                 dla_core=args.dla_core, workspace_mb=args.workspace,
+                                 timing_cache=args.timing_cache, calib=args.calib)
+    print(f"{path}: TensorRT {sidecar['tensorrt_version']} {sidecar['precision']} engine "
+          f"(sidecar {path}.json)")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from edge_mtl.bench import benchmark
+
+    result = benchmark(args.model, args.backend, args.device, frames=args.frames,
+                       warmup=args.warmup, source=args.images)
+    _emit_json(result, args.json)
     return 0
 
 
@@ -81,12 +141,59 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override any config value, e.g. --set train.batch_size=4")
     t.set_defaults(func=_cmd_train)
 
-    e = sub.add_parser("eval", help="evaluate a checkpoint on a dataset folder")
-    e.add_argument("checkpoint")
+    e = sub.add_parser("eval", help="evaluate a model (.pt, .onnx, .engine) on a dataset folder")
+    e.add_argument("model")
     e.add_argument("--data", required=True, help="dataset folder")
     e.add_argument("--json", help="write the evaluation JSON here")
     e.add_argument("--limit", type=int, help="evaluate only the first N samples")
+    _backend_args(e, default_device="cpu")
     e.set_defaults(func=_cmd_eval)
+
+    x = sub.add_parser("export", help="export a checkpoint to static-shape ONNX (checked for parity)")
+    x.add_argument("checkpoint")
+    x.add_argument("--out", required=True, help="ONNX file to write")
+    x.add_argument("--opset", type=int, default=17)
+    x.add_argument("--simplifier", default="onnxslim", choices=("onnxslim", "onnxsim", "none"))
+    x.set_defaults(func=_cmd_export)
+
+    c = sub.add_parser("check-onnx", help="lint an ONNX model for a TensorRT target")
+    c.add_argument("model")
+    c.add_argument("--target", default="tensorrt-10", choices=("tensorrt-8.5", "tensorrt-10", "dla"))
+    c.add_argument("--allow-gpu-fallback", action="store_true",
+                   help="dla: report layers DLA cannot run as warnings (they run on the GPU)")
+    c.set_defaults(func=_cmd_check_onnx)
+
+    q = sub.add_parser("calibrate", help="INT8-calibrate an ONNX model into explicit Q/DQ form")
+    q.add_argument("model", help="FP32 ONNX from `edge-mtl export`")
+    q.add_argument("--calib", default=None,
+                   help="calibration set: recipe .yaml, manifest .json or folder of frames "
+                        "(default: calibration/synth_default.yaml)")
+    q.add_argument("--out", required=True, help="INT8 ONNX file to write")
+    q.add_argument("--method", default="entropy", choices=("entropy", "minmax", "percentile"))
+    q.add_argument("--images", type=int, help="use at most N images of the set")
+    q.add_argument("--keep", action="append", metavar="GROUP|/PREFIX",
+                   help="keep layers in float: stem, backbone, neck, det_head, decoder, lane_head, "
+                        "depth_head, heads, or a node-name prefix; repeatable")
+    q.set_defaults(func=_cmd_calibrate)
+
+    g = sub.add_parser("build-engine", help="build a TensorRT engine (needs TensorRT and a GPU)")
+    g.add_argument("model", help="ONNX model (FP32, or INT8 Q/DQ from `edge-mtl calibrate`)")
+    g.add_argument("--out", required=True, help="engine file to write (+ a .json sidecar)")
+    g.add_argument("--precision", default="fp16", choices=("fp16", "int8", "best"))
+    g.add_argument("--dla-core", type=int, help="build for this DLA core (Jetson Orin / Xavier)")
+    g.add_argument("--workspace", type=int, default=1024, help="builder workspace in MB")
+    g.add_argument("--timing-cache", help="timing cache file, read and updated")
+    g.add_argument("--calib", help="calibration set for implicit INT8 (an FP32 ONNX with --precision int8)")
+    g.set_defaults(func=_cmd_build_engine)
+
+    b = sub.add_parser("bench", help="latency per stage and FPS of a model on a backend")
+    b.add_argument("--model", required=True, help=".pt, .onnx or .engine")
+    b.add_argument("--frames", type=int, default=200)
+    b.add_argument("--warmup", type=int, default=20)
+    b.add_argument("--images", help="folder of frames to use (default: rendered 1280x720 frames)")
+    b.add_argument("--json", help="write the benchmark JSON here")
+    _backend_args(b, default_device="auto")
+    b.set_defaults(func=_cmd_bench)
 
     r = sub.add_parser("release", help="strip a training checkpoint into a small fp16 release file")
     r.add_argument("checkpoint")
@@ -95,11 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _backend_args(p: argparse.ArgumentParser, default_device: str) -> None:
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"),
+                   help="default: from the model file's suffix")
+    p.add_argument("--device", default=default_device, choices=("auto", "cpu", "cuda"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
         print(f"edge-mtl {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -1,9 +1,10 @@
-"""Evaluate a checkpoint on a dataset folder and produce the evaluation JSON.
+"""Evaluate a model (checkpoint, ONNX or engine) on a dataset folder -> evaluation JSON.
 
 Schema ``edge_mtl.eval/1`` (read and written by eval, bench and report)::
 
-    {"schema", "model": {"path", "sha256", "backbone", "params"}, "backend", "precision",
-     "device", "input_size": [H, W], "data": {"path", "num_samples", "labelled": {task: n}},
+    {"schema", "model": {"path", "sha256", "input_size", "class_names", "backbone", "params",
+     "checkpoint_sha256"}, "backend", "precision", "device", "input_size": [H, W],
+     "data": {"path", "num_samples", "labelled": {task: n}},
      "metrics": {"det": {...}, "lane": {...}, "depth": {...}}, "seconds"}
 """
 
@@ -14,11 +15,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from edge_mtl.checkpoint import load_model, sha256
 from edge_mtl.data.format import DatasetReader
 from edge_mtl.metrics import DepthMetric, DetectionMetric, LaneMetric
+from edge_mtl.runtime.backend import Backend, open_backend
 from edge_mtl.runtime.postprocess import PostprocessConfig, postprocess
 from edge_mtl.runtime.preprocess import preprocess
 from edge_mtl.types import TASKS
@@ -28,13 +28,15 @@ SCHEMA = "edge_mtl.eval/1"
 EVAL_POSTPROCESS = PostprocessConfig(score_threshold=0.05, max_detections=100)
 
 
-def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, batch_size: int = 8,
-             limit: int | None = None, progress: bool = True) -> dict:
+def evaluate(model: str | os.PathLike | Backend, data: str | os.PathLike, batch_size: int = 8,
+             limit: int | None = None, progress: bool = True, backend: str = "auto",
+             device: str = "cpu") -> dict:
+    """Evaluate ``model`` (a path opened with ``backend`` on ``device``, or an open backend)."""
     from tqdm import tqdm
 
-    cfg, model = load_model(checkpoint)
     reader = DatasetReader(data)
-    size = (cfg.model.input_height, cfg.model.input_width)
+    runner = model if isinstance(model, Backend) else open_backend(model, backend, device)
+    size = runner.info.input_size
     n = len(reader) if limit is None else min(limit, len(reader))
     det, lane, depth = DetectionMetric(), LaneMetric(), DepthMetric()
     labelled = dict.fromkeys(TASKS, 0)
@@ -42,9 +44,7 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, batch_size:
     bar = tqdm(total=n, desc="eval", unit="img", disable=not progress)
     for lo in range(0, n, batch_size):
         samples = [reader[i] for i in range(lo, min(n, lo + batch_size))]
-        x = torch.from_numpy(np.stack([preprocess(s.image, size) for s in samples]))
-        with torch.inference_mode():
-            raw = {k: v.numpy() for k, v in model(x).items()}
+        raw = runner.infer(np.stack([preprocess(s.image, size) for s in samples]))
         for i, s in enumerate(samples):
             pred = postprocess({k: v[i] for k, v in raw.items()}, s.image.shape[:2], size,
                                EVAL_POSTPROCESS)
@@ -59,6 +59,8 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, batch_size:
                 depth.update(s.depth, pred.depth)
             bar.update()
     bar.close()
+    if runner is not model:
+        runner.close()
     metrics = {}
     if labelled["det"]:
         metrics["det"] = det.compute()
@@ -68,12 +70,8 @@ def evaluate(checkpoint: str | os.PathLike, data: str | os.PathLike, batch_size:
         metrics["depth"] = depth.compute()
     return {
         "schema": SCHEMA,
-        "model": {"path": str(checkpoint), "sha256": sha256(checkpoint),
-                  "backbone": cfg.model.backbone,
-                  "params": sum(p.numel() for p in model.parameters())},
-        "backend": "torch",
-        "precision": "fp32",
-        "device": "cpu",
+        "model": runner.info.to_dict(),
+        **runner.describe(),
         "input_size": list(size),
         "data": {"path": str(Path(data)), "num_samples": n, "labelled": labelled},
         "metrics": metrics,

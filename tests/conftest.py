@@ -26,3 +26,29 @@ def dropped_dataset(tmp_path_factory) -> str:
 def _seed():
     torch.manual_seed(0)
     np.random.seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> str:
+    """A randomly initialised tiny model saved as a checkpoint (BN statistics made non-trivial)."""
+    from edge_mtl.checkpoint import save_checkpoint
+    from edge_mtl.config import Config
+    from edge_mtl.model.tritask import build_model
+    from tests.helpers import TINY_SIZE, tiny_model_config
+
+    torch.manual_seed(1)
+    cfg = Config(model=tiny_model_config())
+    model = build_model(cfg.model).train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(2, 3, *TINY_SIZE))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, cfg, model.eval(), step=0)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> str:
+    from edge_mtl.export.onnx import export_onnx
+
+    return str(export_onnx(tiny_checkpoint, tmp_path_factory.mktemp("onnx") / "tiny.onnx").path)

@@ -1,0 +1,60 @@
+"""The metadata an exported ONNX model carries, so every consumer can run it without the
+checkpoint: input size, normalisation, class names, output names and provenance."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from edge_mtl.runtime.backend import ModelInfo
+
+FORMAT = "edge_mtl.onnx/1"
+INPUT_NAME = "image"
+
+
+def build_metadata(input_size: tuple[int, int], mean: list[float], std: list[float],
+                   class_names: tuple[str, ...], output_names: tuple[str, ...], backbone: str,
+                   checkpoint_sha256: str, params: int) -> dict[str, str]:
+    """Key -> string pairs for ONNX ``metadata_props`` (values JSON-encoded where not text)."""
+    return {
+        "edge_mtl.format": FORMAT,
+        "edge_mtl.input_name": INPUT_NAME,
+        "edge_mtl.input_size": json.dumps(list(input_size)),
+        "edge_mtl.input_layout": "NCHW RGB float32, (pixel - mean) / std on 0..255 values",
+        "edge_mtl.mean": json.dumps([round(m, 6) for m in mean]),
+        "edge_mtl.std": json.dumps([round(s, 6) for s in std]),
+        "edge_mtl.class_names": json.dumps(list(class_names)),
+        "edge_mtl.output_names": json.dumps(list(output_names)),
+        "edge_mtl.backbone": backbone,
+        "edge_mtl.params": str(params),
+        "edge_mtl.checkpoint_sha256": checkpoint_sha256,
+    }
+
+
+def parse_metadata(props: dict[str, str], path: str) -> dict[str, Any]:
+    """Decode ``metadata_props``; a model exported elsewhere gets a clear error."""
+    if props.get("edge_mtl.format") != FORMAT:
+        raise ValueError(f"{path}: not an edge_mtl ONNX model (metadata 'edge_mtl.format' is "
+                         f"{props.get('edge_mtl.format')!r}, expected {FORMAT!r}); export it with "
+                         "`edge-mtl export`")
+    try:
+        return {
+            "input_name": props["edge_mtl.input_name"],
+            "input_size": tuple(json.loads(props["edge_mtl.input_size"])),
+            "mean": json.loads(props["edge_mtl.mean"]),
+            "std": json.loads(props["edge_mtl.std"]),
+            "class_names": tuple(json.loads(props["edge_mtl.class_names"])),
+            "output_names": tuple(json.loads(props["edge_mtl.output_names"])),
+            "backbone": props.get("edge_mtl.backbone"),
+            "params": int(props["edge_mtl.params"]) if "edge_mtl.params" in props else None,
+            "checkpoint_sha256": props.get("edge_mtl.checkpoint_sha256"),
+        }
+    except (KeyError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: damaged edge_mtl metadata ({type(e).__name__}: {e})") from None
+
+
+def model_info(props: dict[str, str], path: str, file_sha256: str) -> ModelInfo:
+    meta = parse_metadata(props, path)
+    return ModelInfo(path=path, sha256=file_sha256, input_size=meta["input_size"],
+                     class_names=meta["class_names"], backbone=meta["backbone"],
+                     params=meta["params"], checkpoint_sha256=meta["checkpoint_sha256"])

@@ -1,0 +1,127 @@
+"""Calibration sets: the frames INT8 calibration sees, pinned by a manifest of paths + sha256.
+
+A set is named by one of
+- a recipe ``calibration/NAME.yaml`` (``source: synth``, ``seed``, ``num``): rendered once from
+  the synthetic world into ``calibration/cache/NAME/`` (git-ignored) with its manifest;
+- a manifest ``*.json`` (schema ``edge_mtl.calib/1``): every image is checked against its hash;
+- a folder of frames (``*.jpg``, ``*.png``, ``*.bmp``): taken in sorted order.
+The default set is ``calibration/synth_default.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from edge_mtl.checkpoint import sha256
+
+SCHEMA = "edge_mtl.calib/1"
+CALIBRATION_DIR = Path(__file__).resolve().parent.parent.parent / "calibration"
+DEFAULT_SET = CALIBRATION_DIR / "synth_default.yaml"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    name: str
+    manifest: Path
+    images: tuple[Path, ...]
+    hashes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def load(self, index: int, size: tuple[int, int]) -> np.ndarray:
+        """Image ``index`` as a ``[1, 3, H, W]`` input, through the shared pre-processing."""
+        import cv2
+
+        from edge_mtl.runtime.preprocess import preprocess
+
+        image = cv2.imread(str(self.images[index]), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise ValueError(f"calibration image {self.images[index]} cannot be read")
+        return preprocess(image, size)[None]
+
+    def batches(self, size: tuple[int, int], limit: int | None = None) -> Iterator[np.ndarray]:
+        """``load`` for the first ``limit`` images (all by default), in order."""
+        for i in range(len(self.images[:limit])):
+            yield self.load(i, size)
+
+
+def _write_manifest(path: Path, name: str, images: list[Path], source: dict) -> None:
+    entries = [{"path": os.path.relpath(p, path.parent), "sha256": sha256(p)} for p in images]
+    path.write_text(json.dumps({"schema": SCHEMA, "name": name, "source": source,
+                                "images": entries}, indent=1) + "\n")
+
+
+def read_manifest(path: Path) -> CalibrationSet:
+    """Load a manifest and check every image exists with the recorded hash."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: unreadable calibration manifest ({e})") from None
+    if data.get("schema") != SCHEMA:
+        raise ValueError(f"{path}: not a calibration manifest (schema {data.get('schema')!r}, "
+                         f"expected {SCHEMA!r})")
+    images, hashes = [], []
+    for entry in data["images"]:
+        p = (path.parent / entry["path"]).resolve()
+        if not p.is_file():
+            raise FileNotFoundError(f"{path}: calibration image {p} is missing")
+        digest = sha256(p)
+        if digest != entry["sha256"]:
+            raise ValueError(f"{path}: calibration image {p} changed since the manifest was written "
+                             f"(sha256 {digest[:12]}…, manifest {entry['sha256'][:12]}…)")
+        images.append(p)
+        hashes.append(digest)
+    if not images:
+        raise ValueError(f"{path}: the calibration manifest lists no images")
+    return CalibrationSet(data.get("name", path.stem), path, tuple(images), tuple(hashes))
+
+
+def _from_recipe(recipe: Path, cache_root: Path, progress: bool) -> CalibrationSet:
+    from edge_mtl.data.format import synthesize
+
+    spec = yaml.safe_load(recipe.read_text()) or {}
+    if spec.get("source") != "synth" or not {"seed", "num"} <= set(spec):
+        raise ValueError(f"{recipe}: a calibration recipe needs 'source: synth', 'seed' and 'num'")
+    source = {"synth": {"seed": int(spec["seed"]), "num": int(spec["num"])}}
+    cache = cache_root / recipe.stem
+    manifest = cache / "manifest.json"
+    if manifest.is_file() and json.loads(manifest.read_text()).get("source") == source:
+        return read_manifest(manifest)
+    synthesize(cache, source["synth"]["num"], source["synth"]["seed"], progress=progress, force=True)
+    _write_manifest(manifest, recipe.stem, sorted((cache / "images").iterdir()), source)
+    return read_manifest(manifest)
+
+
+def _from_folder(folder: Path) -> CalibrationSet:
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise ValueError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) to calibrate on")
+    hashes = tuple(sha256(p) for p in images)
+    return CalibrationSet(folder.name, folder, tuple(images), hashes)
+
+
+def load_calibration_set(spec: str | os.PathLike | None = None, cache_root: Path | None = None,
+                         progress: bool = True) -> CalibrationSet:
+    """Resolve a recipe, manifest or folder (default: the synthetic default recipe)."""
+    path = Path(spec) if spec is not None else DEFAULT_SET
+    if not path.exists() and (CALIBRATION_DIR / f"{path}.yaml").is_file():
+        path = CALIBRATION_DIR / f"{path}.yaml"  # a bare name such as "synth_default"
+    if not path.exists():
+        raise FileNotFoundError(f"calibration set {spec} not found (a recipe .yaml, a manifest "
+                                ".json or a folder of frames)")
+    if path.is_dir():
+        return _from_folder(path)
+    if path.suffix in (".yaml", ".yml"):
+        return _from_recipe(path, cache_root or CALIBRATION_DIR / "cache", progress)
+    if path.suffix == ".json":
+        return read_manifest(path)
+    raise ValueError(f"{path}: a calibration set is a .yaml recipe, a .json manifest or a folder")

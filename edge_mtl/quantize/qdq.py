@@ -1,0 +1,152 @@
+"""Explicit INT8: an FP32 ONNX model -> a Q/DQ ONNX model that TensorRT builds directly and
+onnxruntime runs on the CPU (so INT8 accuracy can be measured anywhere).
+
+TensorRT's rules, set explicitly because onnxruntime's defaults differ: int8 activations and
+weights, symmetric (zero-point 0), per-channel scales on weights only, per-tensor activations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_mtl.quantize.calibset import CalibrationSet
+
+METHODS: tuple[str, ...] = ("entropy", "minmax", "percentile")
+# Q/DQ goes in front of the layers TensorRT runs in INT8 (convolutions, GEMMs) and on residual
+# adds so they fuse into the convolution; everything else stays in the builder's float precision.
+QUANTIZED_OPS: tuple[str, ...] = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add")
+# Named groups of layers that --keep leaves in float (prefixes of exported node names).
+KEEP_GROUPS: dict[str, tuple[str, ...]] = {
+    "stem": ("/backbone/features.0/",),
+    "backbone": ("/backbone/",),
+    "neck": ("/neck/",),
+    "det_head": ("/det_head/",),
+    "decoder": ("/decoder/",),
+    "lane_head": ("/lane_head/",),
+    "depth_head": ("/depth_head/",),
+    "heads": ("/det_head/", "/lane_head/", "/depth_head/"),
+}
+
+
+@dataclass
+class QuantizeResult:
+    path: Path
+    method: str
+    images: int
+    quantized_nodes: int
+    kept_nodes: list[str]
+
+
+def keep_prefixes(keep: list[str] | None) -> tuple[str, ...]:
+    """Group names (``KEEP_GROUPS``) or raw node-name prefixes (starting with ``/``)."""
+    prefixes: list[str] = []
+    for item in keep or []:
+        if item in KEEP_GROUPS:
+            prefixes += KEEP_GROUPS[item]
+        elif item.startswith("/"):
+            prefixes.append(item)
+        else:
+            raise ValueError(f"--keep {item!r}: not a layer group ({', '.join(KEEP_GROUPS)}) "
+                             "nor a node-name prefix starting with '/'")
+    return tuple(prefixes)
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol, with ``set_range`` so calibration runs in
+    chunks: histogram calibrators otherwise hold every image's activations in memory at once."""
+
+    def __init__(self, input_name: str, calib: CalibrationSet, size: tuple[int, int], total: int,
+                 progress: bool):
+        from tqdm import tqdm
+
+        self.input_name, self.calib, self.size, self.total = input_name, calib, size, total
+        self.bar = tqdm(total=total, desc="calibrate", unit="img", disable=not progress)
+        self.set_range(0, total)
+
+    def __len__(self) -> int:
+        return self.total
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self.todo = iter(range(start_index, min(end_index, self.total)))
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        i = next(self.todo, None)
+        if i is None:
+            return None
+        self.bar.update()
+        if self.bar.n == self.total:
+            self.bar.close()
+        return {self.input_name: self.calib.load(i, self.size)}
+
+
+def _chunk(total: int, most: int = 16) -> int:
+    """The largest chunk size <= ``most`` that divides ``total`` (onnxruntime needs one)."""
+    return max(d for d in range(1, most + 1) if total % d == 0)
+
+
+def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, calib: CalibrationSet,
+                 method: str = "entropy", images: int | None = None, keep: list[str] | None = None,
+                 progress: bool = True) -> QuantizeResult:
+    """Calibrate ``model`` on ``calib`` and write the Q/DQ INT8 model to ``out``."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from edge_mtl.export.metadata import parse_metadata
+
+    if method not in METHODS:
+        raise ValueError(f"unknown calibration method {method!r}; choose from {list(METHODS)}")
+    src = onnx.load(str(model))
+    props = {p.key: p.value for p in src.metadata_props}
+    meta = parse_metadata(props, str(model))
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in src.graph.node):
+        raise ValueError(f"{model}: already quantized (holds Q/DQ nodes); calibrate the FP32 export")
+    prefixes = keep_prefixes(keep)
+    kept = [n.name for n in src.graph.node if n.op_type in QUANTIZED_OPS and n.name.startswith(prefixes)]
+    if prefixes and not kept:
+        raise ValueError(f"--keep {keep}: matches no quantizable node of {model}")
+    total = len(calib) if images is None else min(images, len(calib))
+    if total < 1:
+        raise ValueError(f"calibration set {calib.name} has no images to use")
+    methods = {"entropy": CalibrationMethod.Entropy, "minmax": CalibrationMethod.MinMax,
+               "percentile": CalibrationMethod.Percentile}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        # Shape inference only: the graph is already simplified, and onnxruntime's optimizer
+        # could fuse nodes into contrib ops that TensorRT's parser does not know.
+        quant_pre_process(str(model), str(prepared), skip_optimization=True)
+        reader = _Reader(meta["input_name"], calib, meta["input_size"], total, progress)
+        with contextlib.redirect_stdout(io.StringIO()):  # onnxruntime prints once per chunk
+            quantize_static(
+                str(prepared), str(Path(tmp) / "int8.onnx"), reader,
+                quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8, per_channel=True, reduce_range=False,
+                calibrate_method=methods[method], op_types_to_quantize=list(QUANTIZED_OPS),
+                nodes_to_exclude=kept,
+                extra_options={
+                    "ActivationSymmetric": True, "WeightSymmetric": True,
+                    "CalibTensorRangeSymmetric": True,
+                    # Biases stay float: TensorRT's parser dequantizes int8 only.
+                    "QuantizeBias": False,
+                    # Calibrate in chunks (the option applies to every method, not only MinMax).
+                    "CalibStridedMinMax": _chunk(total),
+                },
+            )
+        qmodel = onnx.load(str(Path(tmp) / "int8.onnx"))
+    del qmodel.metadata_props[:]
+    onnx.helper.set_model_props(qmodel, props | {"edge_mtl.int8": f"qdq {method} {total} images "
+                                                 f"of {calib.name}; kept float: {len(kept)} nodes"})
+    onnx.checker.check_model(qmodel)
+    onnx.save(qmodel, str(out))
+    quantized = sum(n.op_type == "QuantizeLinear" for n in qmodel.graph.node)
+    return QuantizeResult(path=out, method=method, images=total, quantized_nodes=quantized,
+                          kept_nodes=kept)

@@ -1,0 +1,118 @@
+"""One interface over every inference backend: torch, onnxruntime and TensorRT.
+
+A backend takes the shared pre-processing's output (float32 ``[B, 3, H, W]``) and returns the
+network's raw outputs by name (``OUTPUT_NAMES``) as numpy arrays; the shared post-processing
+turns them into a `Prediction`. Which backend opens a model follows from the file:
+``.pt`` -> torch, ``.onnx`` -> onnxruntime, ``.engine`` -> tensorrt.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "tensorrt")
+_BY_SUFFIX = {".pt": "torch", ".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt"}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What every backend knows about the model it runs (it goes into eval/bench JSON)."""
+
+    path: str
+    sha256: str
+    input_size: tuple[int, int]  # (height, width)
+    class_names: tuple[str, ...]
+    backbone: str | None = None
+    params: int | None = None
+    checkpoint_sha256: str | None = None  # the checkpoint an exported model came from
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input_size"] = list(self.input_size)
+        d["class_names"] = list(self.class_names)
+        return d
+
+
+class Backend(ABC):
+    """Runs the network. Subclasses set ``name``, ``precision``, ``device``, ``info`` and
+    ``batch`` (the fixed batch size of a static-shape model; ``None`` when any size runs)."""
+
+    name: str
+    precision: str
+    device: str
+    info: ModelInfo
+    batch: int | None = None
+
+    @abstractmethod
+    def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """One forward on a batch the model accepts."""
+
+    def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """float32 ``[B, 3, H, W]`` pre-processed images -> raw outputs by name (batch first)."""
+        if images.ndim != 4 or images.shape[1:] != (3, *self.info.input_size):
+            raise ValueError(f"{self.info.path}: expected input [B, 3, {self.info.input_size[0]}, "
+                             f"{self.info.input_size[1]}], got {list(images.shape)}")
+        n = images.shape[0]
+        if self.batch is None or n == self.batch:
+            return self._run(images)
+        if self.batch != 1:
+            raise ValueError(f"{self.info.path}: the model's batch is fixed at {self.batch}, got {n}")
+        outs = [self._run(images[i:i + 1]) for i in range(n)]
+        return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release device memory and sessions; the backend is unusable afterwards."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "precision": self.precision, "device": self.device}
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def backend_for(path: str | os.PathLike) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in _BY_SUFFIX:
+        raise ValueError(f"{path}: cannot tell the model format from the suffix {suffix!r} "
+                         f"(expected one of {sorted(_BY_SUFFIX)})")
+    return _BY_SUFFIX[suffix]
+
+
+def open_backend(model: str | os.PathLike, backend: str = "auto", device: str = "auto",
+                 **options: Any) -> Backend:
+    """Open ``model`` with ``backend`` (``auto``: from the file suffix).
+
+    ``device`` is ``cpu``, ``cuda`` or ``auto`` (the GPU when the backend can use one).
+    ``options`` go to the backend (e.g. ``fp16=True`` for torch, ``providers=[...]`` for
+    onnxruntime).
+    """
+    path = Path(model)
+    if not path.is_file():
+        raise FileNotFoundError(f"model {path} not found")
+    name = backend_for(path) if backend == "auto" else backend
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose from {list(BACKENDS)} or 'auto'")
+    expected = backend_for(path)
+    if name != expected:
+        raise ValueError(f"{path}: a {path.suffix} file runs on the {expected} backend, not {name}")
+    if name == "torch":
+        from edge_mtl.runtime.torch_backend import TorchBackend
+
+        return TorchBackend(path, device=device, **options)
+    if name == "onnxruntime":
+        from edge_mtl.runtime.onnx_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(path, device=device, **options)
+    from edge_mtl.runtime.tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend(path, **options)

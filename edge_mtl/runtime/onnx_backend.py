@@ -1,0 +1,86 @@
+"""onnxruntime backend: CPU everywhere; CUDA / TensorRT execution providers when installed."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from edge_mtl.checkpoint import sha256
+from edge_mtl.export.metadata import model_info, parse_metadata
+from edge_mtl.runtime.backend import Backend
+from edge_mtl.runtime.preprocess import MEAN, STD
+from edge_mtl.types import OUTPUT_NAMES
+
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def choose_providers(device: str, available: list[str]) -> list[str]:
+    """``cpu`` -> CPU only; ``cuda`` -> the GPU providers present (error if none);
+    ``auto`` -> GPU providers when present, CPU always last as the fallback."""
+    gpu = [p for p in GPU_PROVIDERS if p in available]
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "cuda" and not gpu:
+        raise RuntimeError("onnxruntime backend: device 'cuda' asked for, but this onnxruntime has "
+                           f"no GPU execution provider (available: {available}); "
+                           "install onnxruntime-gpu")
+    if device not in ("cpu", "cuda", "auto"):
+        raise ValueError(f"unknown device {device!r}; choose cpu, cuda or auto")
+    return [*gpu, "CPUExecutionProvider"]
+
+
+def onnx_precision(path: str | os.PathLike) -> str:
+    """``int8`` for a Q/DQ model, ``fp16`` for a half-precision graph, else ``fp32``."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    ops = {n.op_type for n in model.graph.node}
+    if "QuantizeLinear" in ops or "DequantizeLinear" in ops:
+        return "int8"
+    elem = model.graph.input[0].type.tensor_type.elem_type
+    return "fp16" if elem == onnx.TensorProto.FLOAT16 else "fp32"
+
+
+class OnnxRuntimeBackend(Backend):
+    """Runs an exported (or INT8 Q/DQ) ONNX model through an onnxruntime session."""
+
+    name = "onnxruntime"
+
+    def __init__(self, model: str | os.PathLike, device: str = "auto",
+                 providers: list[str] | None = None, threads: int | None = None):
+        import onnxruntime as ort
+
+        path = str(model)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+        chosen = providers or choose_providers(device, ort.get_available_providers())
+        try:
+            self.session = ort.InferenceSession(path, opts, providers=chosen)
+        except Exception as e:  # onnxruntime raises its own exception types for bad files
+            raise ValueError(f"{path}: onnxruntime cannot load it ({type(e).__name__}: {e})") from None
+        props = self.session.get_modelmeta().custom_metadata_map
+        meta = parse_metadata(props, path)
+        if not (np.allclose(meta["mean"], MEAN, atol=1e-3) and np.allclose(meta["std"], STD, atol=1e-3)):
+            raise ValueError(f"{path}: normalisation mean/std {meta['mean']}/{meta['std']} differ from "
+                             "this version's pre-processing; re-export the model")
+        self.info = model_info(props, path, sha256(path))
+        self.input_name = meta["input_name"]
+        shape = self.session.get_inputs()[0].shape
+        self.batch = shape[0] if isinstance(shape[0], int) else None
+        self.providers = self.session.get_providers()
+        self.device = "cuda" if self.providers[0] in GPU_PROVIDERS else "cpu"
+        self.precision = onnx_precision(path)
+
+    def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        outs = self.session.run(list(OUTPUT_NAMES), {self.input_name: images.astype(np.float32, copy=False)})
+        return dict(zip(OUTPUT_NAMES, outs, strict=True))
+
+    def describe(self) -> dict[str, Any]:
+        return super().describe() | {"providers": self.providers}
+
+    def close(self) -> None:
+        self.session = None

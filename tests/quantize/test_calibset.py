@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_mtl.quantize.calibset import _write_manifest, load_calibration_set
+from tests.helpers import TINY_SIZE
+
+
+def _frames(folder, n=3):
+    folder.mkdir()
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((72, 128, 3), 40 * i, np.uint8))
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_folder_set_is_sorted_and_preprocessed(tmp_path):
+    calib = load_calibration_set(_frames(tmp_path / "f"))
+    assert [p.name for p in calib.images] == ["000.png", "001.png", "002.png"]
+    batches = list(calib.batches(TINY_SIZE, limit=2))
+    assert len(batches) == 2 and batches[0].shape == (1, 3, *TINY_SIZE)
+    assert batches[0].dtype == np.float32 and not np.allclose(batches[0], batches[1])
+
+
+def test_manifest_pins_the_images(tmp_path):
+    folder = _frames(tmp_path / "f")
+    manifest = tmp_path / "set.json"
+    _write_manifest(manifest, "set", sorted(folder.glob("*.png")), {"folder": str(folder)})
+    assert len(load_calibration_set(manifest)) == 3
+    cv2.imwrite(str(folder / "001.png"), np.zeros((72, 128, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"001\.png changed"):
+        load_calibration_set(manifest)
+    (folder / "001.png").unlink()
+    with pytest.raises(FileNotFoundError, match=r"001\.png is missing"):
+        load_calibration_set(manifest)
+
+
+def test_synth_recipe_renders_once_into_the_cache(tmp_path):
+    recipe = tmp_path / "mini.yaml"
+    recipe.write_text("source: synth\nseed: 5\nnum: 2\n")
+    cache = tmp_path / "cache"
+    calib = load_calibration_set(recipe, cache_root=cache, progress=False)
+    assert len(calib) == 2 and calib.manifest == cache / "mini" / "manifest.json"
+    assert json.loads(calib.manifest.read_text())["source"] == {"synth": {"seed": 5, "num": 2}}
+    stamp = calib.images[0].stat().st_mtime_ns
+    again = load_calibration_set(recipe, cache_root=cache, progress=False)
+    assert again.hashes == calib.hashes and again.images[0].stat().st_mtime_ns == stamp
+
+
+def test_bad_sets_say_what_is_wrong(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        load_calibration_set(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        load_calibration_set(tmp_path / "empty")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("source: web\n")
+    with pytest.raises(ValueError, match="needs 'source: synth'"):
+        load_calibration_set(bad)

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from edge_mtl.export.check import check_onnx
+from edge_mtl.quantize.calibset import load_calibration_set
+from edge_mtl.quantize.qdq import keep_prefixes, quantize_qdq
+from edge_mtl.runtime.backend import open_backend
+
+
+@pytest.fixture(scope="module")
+def calib(tmp_path_factory):
+    import cv2
+
+    from edge_mtl.data.world import render_random
+
+    folder = tmp_path_factory.mktemp("calib")
+    for i in range(4):
+        cv2.imwrite(str(folder / f"{i}.jpg"), render_random(500 + i).sample.image)
+    return load_calibration_set(folder)
+
+
+@pytest.fixture(scope="module")
+def int8(tiny_onnx, calib, tmp_path_factory):
+    return quantize_qdq(tiny_onnx, tmp_path_factory.mktemp("q") / "m.int8.onnx", calib,
+                        method="minmax", progress=False)
+
+
+def test_qdq_model_follows_tensorrt_rules(int8):
+    model = onnx.load(int8.path)
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    qdq = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert int8.quantized_nodes > 0 and qdq
+    for n in qdq:
+        zp = inits[n.input[2]]
+        assert zp.dtype == np.int8 and not zp.any(), n.name
+        assert (inits[n.input[1]] > 0).all(), n.name
+    for target in ("tensorrt-8.5", "tensorrt-10"):
+        assert [f for f in check_onnx(int8.path, target) if f.level == "error"] == []
+    props = {p.key: p.value for p in model.metadata_props}
+    assert "minmax" in props["edge_mtl.int8"] and props["edge_mtl.format"] == "edge_mtl.onnx/1"
+
+
+def test_int8_runs_in_onnxruntime_close_to_fp32(tiny_onnx, int8, calib):
+    x = next(calib.batches((64, 128)))
+    with open_backend(tiny_onnx) as fp32, open_backend(int8.path) as q:
+        assert (fp32.precision, q.precision) == ("fp32", "int8")
+        a, b = fp32.infer(x), q.infer(x)
+    for k in a:
+        assert a[k].shape == b[k].shape
+        assert 0 < np.abs(a[k] - b[k]).max() < 0.5 * (np.abs(a[k]).max() + 1), k
+
+
+def test_keep_leaves_the_heads_in_float(tiny_onnx, calib, tmp_path):
+    r = quantize_qdq(tiny_onnx, tmp_path / "k.onnx", calib, method="minmax", images=2,
+                     keep=["heads"], progress=False)
+    assert r.kept_nodes and all(n.startswith(("/det_head/", "/lane_head/", "/depth_head/"))
+                                for n in r.kept_nodes)
+    model = onnx.load(r.path)
+    producers = {o: n for n in model.graph.node for o in n.output}
+    for n in model.graph.node:
+        if n.name in r.kept_nodes and n.op_type == "Conv":
+            assert producers.get(n.input[1]) is None or producers[n.input[1]].op_type != "DequantizeLinear"
+
+
+def test_bad_requests(tiny_onnx, int8, calib, tmp_path):
+    with pytest.raises(ValueError, match="already quantized"):
+        quantize_qdq(int8.path, tmp_path / "x.onnx", calib, progress=False)
+    with pytest.raises(ValueError, match="'gpu'"):
+        keep_prefixes(["gpu"])
+    with pytest.raises(ValueError, match="matches no quantizable node"):
+        quantize_qdq(tiny_onnx, tmp_path / "x.onnx", calib, keep=["/nothing/"], progress=False)
+    with pytest.raises(ValueError, match="'kl'"):
+        quantize_qdq(tiny_onnx, tmp_path / "x.onnx", calib, method="kl", progress=False)

@@ -1,0 +1,111 @@
+"""TensorRTBackend round trips through pinned host buffers, device buffers and one stream."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from edge_mtl.runtime.backend import open_backend
+from edge_mtl.runtime.tensorrt_backend import TensorRTBackend
+from edge_mtl.trt.build import build_engine
+from edge_mtl.trt.sidecar import sidecar_path
+from edge_mtl.types import OUTPUT_NAMES
+from tests.trt.conftest import install_cudart
+from tests.trt.models import SIZE, expected_outputs
+from tests.trt.stub_cudart import make_cudart_stub
+from tests.trt.stub_tensorrt import make_tensorrt_stub
+
+
+@pytest.fixture
+def engine(trt, cudart, tiny_onnx, tmp_path):
+    return build_engine(tiny_onnx, tmp_path / "tiny.engine", progress=False)[0]
+
+
+def images(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, 3, *SIZE)).astype(np.float32)
+
+
+def test_round_trip(engine, cudart):
+    with TensorRTBackend(engine) as backend:
+        x = images(1)
+        out = backend.infer(x)
+        want = expected_outputs(x)
+        assert list(out) == list(OUTPUT_NAMES)
+        for name in OUTPUT_NAMES:
+            assert out[name].dtype == np.float32 and out[name].shape == want[name].shape
+            np.testing.assert_allclose(out[name], want[name], rtol=2e-3, atol=2e-3)  # fp16 rounding
+        assert cudart.memory.pageable_async_copies == 0  # all async copies went through pinned memory
+    assert cudart.memory.live() == {"device": 0, "pinned": 0, "streams": 0}
+
+
+def test_batches_larger_than_the_engine_run_frame_by_frame(engine):
+    with TensorRTBackend(engine) as backend:
+        x = images(3, seed=1)
+        first = backend.infer(x[:1])["depth"]
+        out = backend.infer(x)
+        assert backend.batch == 1 and out["depth"].shape == (3, 1, SIZE[0] // 4, SIZE[1] // 4)
+        np.testing.assert_allclose(out["depth"], expected_outputs(x)["depth"], rtol=2e-3, atol=2e-3)
+        np.testing.assert_array_equal(first, out["depth"][:1])  # results are copies, not the reused buffers
+
+
+def test_info_and_description(engine, trt):
+    with TensorRTBackend(engine) as backend:
+        assert backend.info.input_size == SIZE and backend.info.class_names == ("car", "truck", "pedestrian")
+        assert backend.info.path == str(engine) and backend.info.checkpoint_sha256 == "ab" * 32
+        assert backend.precision == "fp16" and backend.device == "cuda"
+        assert backend.describe() == {"backend": "tensorrt", "precision": "fp16", "device": "cuda",
+                                      "tensorrt_version": trt.__version__, "gpu": "NVIDIA Stub GPU",
+                                      "dla_core": None}
+
+
+def test_open_backend_picks_tensorrt_for_engines(engine):
+    with open_backend(engine) as backend:
+        assert isinstance(backend, TensorRTBackend)
+
+
+def test_wrong_input_shape(engine):
+    with TensorRTBackend(engine) as backend, pytest.raises(ValueError, match=r"expected input \[B, 3, 64,"):
+        backend.infer(np.zeros((1, 3, 32, 32), np.float32))
+
+
+def test_stale_engine_refused(engine, tiny_onnx):
+    tiny_onnx.write_bytes(tiny_onnx.read_bytes() + b"\x00")
+    with pytest.raises(ValueError, match="stale"):
+        TensorRTBackend(engine)
+    TensorRTBackend(engine, check=False).close()
+
+
+def test_engine_without_sidecar_refused(engine):
+    sidecar_path(engine).unlink()
+    with pytest.raises(ValueError, match="no sidecar"):
+        open_backend(engine)
+
+
+def test_engine_of_another_tensorrt_refused(engine, trt, monkeypatch):
+    other = make_tensorrt_stub("10" if trt.__version__.startswith("8.") else "8.5")
+    monkeypatch.setitem(sys.modules, "tensorrt", other)
+    with pytest.raises(ValueError, match=f"built with TensorRT {trt.__version__}, this is TensorRT "
+                                         f"{other.__version__}"):
+        TensorRTBackend(engine)
+    with pytest.raises(ValueError, match=r"cannot deserialize it .*not compatible with this version"):
+        TensorRTBackend(engine, check=False)  # TensorRT itself refuses it too
+
+
+def test_engine_from_another_gpu_refused(engine, monkeypatch):
+    install_cudart(monkeypatch, make_cudart_stub(name="Orin"))
+    with pytest.raises(ValueError, match="built on 'NVIDIA Stub GPU', this GPU is 'Orin'"):
+        TensorRTBackend(engine)
+
+
+def test_no_tensorrt(engine, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(RuntimeError, match="TensorRT Python bindings not found"):
+        open_backend(engine)
+
+
+def test_failed_launch_is_an_error(engine, trt, monkeypatch):
+    monkeypatch.setattr(trt.IExecutionContext, "execute_async_v3", lambda self, stream_handle: False)
+    with TensorRTBackend(engine) as backend, pytest.raises(RuntimeError, match="execute_async_v3 failed"):
+        backend.infer(images(1))
