@@ -115,6 +115,15 @@ def _cmd_release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_camera(args: argparse.Namespace) -> int:
+    from edge_mtl.camera.loop import run_camera
+
+    run_camera(args.source, args.model, args.backend, args.device, headless=args.headless,
+               record=args.record, max_frames=args.max_frames, bench_json=args.bench_json,
+               width=args.width, height=args.height, fps=args.fps, flip_method=args.flip_method)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edge-mtl", description="Multi-task perception for edge GPUs.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -199,6 +208,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("checkpoint")
     r.add_argument("--out", required=True)
     r.set_defaults(func=_cmd_release)
+
+    m = sub.add_parser("camera", help="run a model on a camera, stream, video or folder, with an overlay")
+    m.add_argument("--source", required=True,
+                   help="0 (webcam), /dev/video0, csi://0 (Jetson), rtsp://... or http(s)://..., a video "
+                        "file, a folder of images, or a GStreamer pipeline (contains '!')")
+    m.add_argument("--model", default=None,
+                   help=".pt, .onnx or .engine; same-stem siblings are considered "
+                        "(default: models/tritask_mnv3l.pt)")
+    m.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"),
+                   help="default: tensorrt > onnxruntime-GPU > torch-CUDA > onnxruntime-CPU > torch-CPU, "
+                        "among the model files present")
+    m.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    m.add_argument("--headless", action="store_true", help="no window (also automatic without a display)")
+    m.add_argument("--record", help="write the drawn frames to this .mp4 (mp4v)")
+    m.add_argument("--max-frames", type=int, help="stop after N frames")
+    m.add_argument("--bench-json", help="write the run summary (frames, dropped, FPS, per-stage ms) here")
+    m.add_argument("--width", type=int, help="capture width (csi, webcam; csi default 1280)")
+    m.add_argument("--height", type=int, help="capture height (csi, webcam; csi default 720)")
+    m.add_argument("--fps", type=int, help="capture frame rate (csi, webcam; csi default 30)")
+    m.add_argument("--flip-method", type=int, default=0, help="csi: nvvidconv flip-method (0-7)")
+    m.set_defaults(func=_cmd_camera)
     return p
 
 

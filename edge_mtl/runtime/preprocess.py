@@ -9,16 +9,34 @@ MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
 STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
 
 
+def to_bgr(image: np.ndarray) -> np.ndarray:
+    """Any camera or file frame -> BGR uint8 ``[H, W, 3]`` (the one conversion every caller uses).
+
+    Gray (``HxW`` or ``HxWx1``) and BGRA become BGR; 16-bit frames keep their top 8 bits; a BGR
+    uint8 frame is returned as is (no copy).
+    """
+    import cv2
+
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 or uint16 image, got dtype {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an HxW, HxWx1, HxWx3 or HxWx4 image, got shape {image.shape}")
+    return image
+
+
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a BGR uint8 frame to ``size`` = (height, width); gray and BGRA become BGR."""
     import cv2
 
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    elif image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an HxW, HxWx3 or HxWx4 image, got shape {image.shape}")
+    image = to_bgr(image)
     h, w = size
     if image.shape[:2] == (h, w):
         return image

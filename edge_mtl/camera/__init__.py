@@ -1,0 +1,1 @@
+"""The camera app: frame sources, overlay drawing and the timed camera loop."""

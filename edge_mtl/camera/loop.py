@@ -1,0 +1,411 @@
+"""The camera loop: source -> pre -> infer -> post -> overlay -> window / recording, timed per stage.
+
+Backend choice (``backend="auto"``) looks at the model file given and its siblings with the same
+stem (``m.pt``, ``m.onnx``, ``m.engine`` / ``m.plan``) and takes the first that is present and
+runnable, in this order:
+
+1. ``tensorrt``           an engine, when ``tensorrt`` and cuda-python import
+2. ``onnxruntime`` GPU    an ONNX, when onnxruntime has the CUDA or TensorRT execution provider
+3. ``torch`` CUDA         a checkpoint, when torch sees a CUDA GPU
+4. ``onnxruntime`` CPU    an ONNX
+5. ``torch`` CPU          a checkpoint (last resort: export an ONNX for a faster CPU path)
+
+``device="cpu"`` keeps only 4-5, ``device="cuda"`` only 1-3. A candidate that fails to open (a
+stale engine, say) is reported and the next one is tried. An explicit ``backend`` takes the
+sibling of that format and fails when it is missing. The choice is printed.
+
+The summary (returned, and written by ``bench_json``; schema ``edge_mtl.camera/1``) holds
+``frames``, ``dropped``, ``stop_reason``, ``elapsed_s``, ``fps`` (``mean`` over the run, ``p50``
+from the median loop time), ``stages_ms`` (``capture``, ``pre``, ``infer``, ``post``, ``draw``,
+``output``, ``loop``: p50 / p90 / mean / max), ``pre_post_draw_ms`` (their per-frame sum), the
+model, backend, source, sizes, recording and host.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edge_mtl.camera.sources import FrameSource
+from edge_mtl.runtime.backend import Backend
+from edge_mtl.runtime.timing import StageTimer, summarize
+
+if TYPE_CHECKING:
+    from edge_mtl.runtime.postprocess import PostprocessConfig
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "tritask_mnv3l.pt"
+SCHEMA = "edge_mtl.camera/1"
+_SUFFIXES = {"tensorrt": (".engine", ".plan"), "onnxruntime": (".onnx",), "torch": (".pt",)}
+_QUIT_KEYS = (27, ord("q"))  # Esc, q
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    backend: str
+    device: str
+    path: Path
+
+
+def model_files(model: str | os.PathLike) -> dict[str, Path]:
+    """The model files that exist among ``model`` and its same-stem siblings, by backend."""
+    path = Path(model)
+    found: dict[str, Path] = {}
+    for name, suffixes in _SUFFIXES.items():
+        for suffix in suffixes:
+            candidate = path if path.suffix.lower() == suffix else path.with_suffix(suffix)
+            if candidate.is_file():
+                found[name] = candidate
+                break
+    return found
+
+
+def gpu_runtime_available(kind: str) -> bool:
+    """Whether ``tensorrt``, ``onnxruntime-gpu`` or ``torch-cuda`` can run here (imports nothing
+    heavy unless the package is installed)."""
+    from importlib.util import find_spec
+
+    if kind == "tensorrt":
+        return find_spec("tensorrt") is not None and find_spec("cuda") is not None
+    if kind == "onnxruntime-gpu":
+        if find_spec("onnxruntime") is None:
+            return False
+        import onnxruntime as ort
+
+        gpu = {"CUDAExecutionProvider", "TensorrtExecutionProvider"}
+        return bool(gpu & set(ort.get_available_providers()))
+    if kind == "torch-cuda":
+        import torch
+
+        return torch.cuda.is_available()
+    raise ValueError(f"unknown GPU runtime {kind!r}")
+
+
+def backend_candidates(model: str | os.PathLike, backend: str = "auto", device: str = "auto",
+                       available: Callable[[str], bool] = gpu_runtime_available
+                       ) -> tuple[list[BackendChoice], list[str]]:
+    """The backends to try, best first (see the module docstring), and notes on those skipped."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}; choose auto, cpu or cuda")
+    files = model_files(model)
+    if backend != "auto":
+        if backend not in _SUFFIXES:
+            raise ValueError(f"unknown backend {backend!r}; choose auto, {', '.join(_SUFFIXES)}")
+        if backend not in files:
+            raise FileNotFoundError(f"backend {backend} needs a {'/'.join(_SUFFIXES[backend])} model; none "
+                                    f"found at {model} or next to it (edge-mtl export / build-engine)")
+        return [BackendChoice(backend, device, files[backend])], []
+    if not files:
+        raise FileNotFoundError(f"model {model} not found (nor a .pt/.onnx/.engine with its stem next to it)")
+    order = (("tensorrt", "cuda", "tensorrt"), ("onnxruntime", "cuda", "onnxruntime-gpu"),
+             ("torch", "cuda", "torch-cuda"), ("onnxruntime", "cpu", None), ("torch", "cpu", None))
+    choices, notes = [], []
+    for name, dev, runtime in order:
+        if name not in files or device not in ("auto", dev):
+            continue
+        if runtime is not None and not available(runtime):
+            notes.append(f"{files[name].name}: {runtime} not available")
+            continue
+        choices.append(BackendChoice(name, dev, files[name]))
+    if not choices:
+        raise RuntimeError(f"no backend can run {model} on device {device!r} "
+                           f"(found {', '.join(str(p) for p in files.values())}; {'; '.join(notes)})")
+    return choices, notes
+
+
+def open_model(model: str | os.PathLike, backend: str = "auto", device: str = "auto",
+               log: Callable[[str], object] = print, **kw: Any) -> Backend:
+    """Open the best backend for ``model`` (`backend_candidates`), printing the choice."""
+    from edge_mtl.runtime.backend import open_backend
+
+    choices, notes = backend_candidates(model, backend, device, **kw)
+    for i, c in enumerate(choices):
+        try:
+            runner = open_backend(c.path, c.backend, c.device)
+        except (ImportError, RuntimeError, ValueError, FileNotFoundError) as e:
+            if i == len(choices) - 1:
+                raise
+            notes.append(f"{c.path.name} on {c.backend}: {e}")
+            log(f"camera: cannot open {c.path} on {c.backend} ({e}); trying the next backend")
+            continue
+        why = f" [auto; skipped: {'; '.join(notes)}]" if backend == "auto" and notes else \
+            (" [auto]" if backend == "auto" else "")
+        log(f"camera: backend {runner.name} on {runner.device} ({runner.precision}), {c.path}{why}")
+        return runner
+    raise AssertionError("unreachable")
+
+
+def tune_allocator() -> bool:
+    """Keep big buffers in the heap (glibc ``mallopt``); False where that is not possible.
+
+    Each frame allocates several 1-4 MB arrays (resize outputs, full-size lane and depth maps).
+    glibc serves those with fresh ``mmap`` pages that fault in on first touch, which on a busy
+    CPU measured 4.6 ms -> 0.5 ms for post-processing and 11.5 -> 6.9 ms for pre-processing at
+    720p. Raising the mmap and trim thresholds makes the buffers reusable.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 256 << 20))
+    except (OSError, AttributeError):  # not glibc
+        return False
+
+
+def display_available() -> bool:
+    """False on Linux without $DISPLAY / $WAYLAND_DISPLAY (a window cannot open there)."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+class Window:
+    """An OpenCV window; `show` returns False when the user quits (Esc / q / window closed)."""
+
+    def __init__(self, title: str):
+        import cv2
+
+        self.title = title
+        cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)  # cv2.error on a build without GUI
+
+    def show(self, image: np.ndarray) -> bool:
+        import cv2
+
+        cv2.imshow(self.title, image)
+        key = cv2.waitKey(1) & 0xFF
+        return key not in _QUIT_KEYS and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
+
+    def close(self) -> None:
+        import cv2
+
+        try:
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+        except cv2.error:
+            pass
+
+
+class Recorder:
+    """An mp4v video written frame by frame; opened at the first frame's size (later frames of
+    another size are resized to it); `close` finalises the file."""
+
+    def __init__(self, path: str | os.PathLike, fps: float):
+        self.path, self.fps = Path(path), fps
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.frames = 0
+        self._writer: Any = None
+        self._size: tuple[int, int] | None = None
+
+    def write(self, image: np.ndarray) -> None:
+        import cv2
+
+        if self._writer is None:
+            self._size = (image.shape[1], image.shape[0])
+            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self._size)
+            if not self._writer.isOpened():
+                self._writer = None
+                w, h = self._size
+                raise RuntimeError(f"cannot open {self.path} for writing (mp4v, {w}x{h})")
+        if (image.shape[1], image.shape[0]) != self._size:
+            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
+        self._writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
+@contextmanager
+def stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
+    """While inside, SIGTERM sets ``stop`` (the loop then ends cleanly); the old handler returns after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@dataclass
+class _Run:
+    frames: int = 0
+    frame_size: tuple[int, int] | None = None
+    started: float = 0.0
+    reason: str = "end of stream"
+
+
+def _loop(src: FrameSource, runner: Backend, timer: StageTimer, run: _Run, stop: threading.Event,
+          max_frames: int | None, recorder: Recorder | None, window: Window | None,
+          cfg: PostprocessConfig | None) -> None:
+    from edge_mtl.camera.overlay import HUD_STAGES, draw_overlay, hud_lines
+    from edge_mtl.runtime.postprocess import postprocess
+    from edge_mtl.runtime.preprocess import preprocess
+
+    size = runner.info.input_size
+    status = f"{runner.name} {runner.device} {runner.precision}"
+    ends: deque[float] = deque(maxlen=30)
+    run.started = time.perf_counter()
+    while True:
+        if stop.is_set():
+            run.reason = "SIGTERM"
+            return
+        if max_frames is not None and run.frames >= max_frames:
+            run.reason = "max frames"
+            return
+        t0 = time.perf_counter()
+        with timer.stage("capture"):
+            frame = src.read()
+        if frame is None:
+            timer.samples["capture"].pop()  # that read found the end, not a frame
+            run.reason = "end of stream"
+            return
+        image = frame.image
+        run.frame_size = run.frame_size or image.shape[:2]
+        with timer.stage("pre"):
+            x = preprocess(image, size)[None]
+        with timer.stage("infer"):
+            raw = runner.infer(x)
+        with timer.stage("post"):
+            pred = postprocess({k: v[0] for k, v in raw.items()}, image.shape[:2], size, cfg)
+        with timer.stage("draw"):
+            fps = (len(ends) - 1) / (ends[-1] - ends[0]) if len(ends) > 1 else None
+            dropped = f"  dropped {src.dropped}" if src.live else ""
+            hud = hud_lines(fps, {k: timer.last(k) for k in HUD_STAGES}, status + dropped)
+            draw_overlay(image, pred, hud, runner.info.class_names)
+        with timer.stage("output"):
+            if recorder is not None:
+                recorder.write(image)
+            keep_going = window.show(image) if window is not None else True
+        run.frames += 1
+        timer.samples["loop"].append((time.perf_counter() - t0) * 1e3)
+        ends.append(time.perf_counter())
+        if not keep_going:
+            run.reason = "window closed"
+            return
+
+
+def _open_window(headless: bool, title: str, log: Callable[[str], object]) -> Window | None:
+    if headless:
+        return None
+    if not display_available():
+        log("camera: no display ($DISPLAY / $WAYLAND_DISPLAY unset); running headless")
+        return None
+    import cv2
+
+    try:
+        return Window(title)
+    except cv2.error as e:
+        log(f"camera: cannot open a window ({str(e).strip().splitlines()[-1]}); running headless")
+        return None
+
+
+def _summary(src: FrameSource, runner: Backend, timer: StageTimer, run: _Run, recorder: Recorder | None,
+             elapsed: float) -> dict[str, Any]:
+    from edge_mtl.bench import host_info
+
+    stages = timer.summary()
+    parts = (timer.samples.get(k, []) for k in ("pre", "post", "draw"))
+    per_frame = [sum(v) for v in zip(*parts, strict=False)]
+    loop_p50 = stages.get("loop", {}).get("p50", math.nan)
+    return {
+        "schema": SCHEMA,
+        "source": {"value": src.description, "kind": src.kind, "live": src.live, "fps": src.fps},
+        "model": runner.info.to_dict(),
+        **runner.describe(),
+        "input_size": list(runner.info.input_size),
+        "frame_size": list(run.frame_size) if run.frame_size else None,
+        "frames": run.frames,
+        "dropped": src.dropped,
+        "stop_reason": run.reason,
+        "elapsed_s": round(elapsed, 3),
+        "fps": {"mean": round(run.frames / elapsed, 2) if run.frames and elapsed > 0 else None,
+                "p50": round(1e3 / loop_p50, 2) if loop_p50 and not math.isnan(loop_p50) else None},
+        "stages_ms": stages,
+        "pre_post_draw_ms": summarize(per_frame) if per_frame else None,
+        "record": str(recorder.path) if recorder else None,
+        "recorded_frames": recorder.frames if recorder else 0,
+        "host": host_info(),
+    }
+
+
+def run_camera(source: str | int | os.PathLike | FrameSource, model: str | os.PathLike | None = None,
+               backend: str = "auto", device: str = "auto", headless: bool = False,
+               record: str | os.PathLike | None = None, max_frames: int | None = None,
+               bench_json: str | os.PathLike | None = None, *, width: int | None = None,
+               height: int | None = None, fps: int | None = None, flip_method: int = 0,
+               postprocess_cfg: PostprocessConfig | None = None, window_title: str = "edge-mtl camera",
+               tune_malloc: bool = True, log: Callable[[str], object] = print,
+               **source_options: Any) -> dict[str, Any]:
+    """Run ``model`` on ``source`` until it ends, ``max_frames``, Ctrl-C, SIGTERM or the window
+    closes; returns the summary (module docstring), also written to ``bench_json``.
+
+    ``source``: anything `open_source` takes (``width``/``height``/``fps``/``flip_method`` go to
+    it, ``source_options`` to live sources). ``record``: an mp4 of the drawn frames, finalised
+    on every exit path. ``tune_malloc``: see `tune_allocator`.
+    """
+    from edge_mtl.camera.sources import open_source, parse_source
+
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max frames must be >= 1, got {max_frames}")
+    if not isinstance(source, FrameSource):
+        parse_source(source, width, height, fps, flip_method)  # a bad value fails before the model loads
+    if tune_malloc:
+        tune_allocator()
+    timer, run, stop = StageTimer(), _Run(), threading.Event()
+    with ExitStack() as stack:
+        runner = stack.enter_context(open_model(model or DEFAULT_MODEL, backend, device, log=log))
+        src = stack.enter_context(open_source(source, width=width, height=height, fps=fps,
+                                              flip_method=flip_method, **source_options))
+        log(f"camera: source {src.description} ({src.kind}{', live' if src.live else ''})")
+        recorder = Recorder(record, src.fps or 30.0) if record else None
+        if recorder is not None:
+            stack.callback(recorder.close)
+        window = _open_window(headless, window_title, log)
+        if window is not None:
+            stack.callback(window.close)
+        stack.enter_context(stop_on_sigterm(stop))
+        runner.infer(np.zeros((1, 3, *runner.info.input_size), np.float32))  # warm-up, not timed
+        try:
+            _loop(src, runner, timer, run, stop, max_frames, recorder, window, postprocess_cfg)
+        except KeyboardInterrupt:
+            run.reason = "interrupted"
+        elapsed = time.perf_counter() - run.started if run.started else 0.0
+        if recorder is not None:
+            recorder.close()
+        summary = _summary(src, runner, timer, run, recorder, elapsed)
+    _report(summary, log)
+    if bench_json:
+        path = Path(bench_json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _report(s: dict[str, Any], log: Callable[[str], object]) -> None:
+    st = s["stages_ms"]
+    ms = ", ".join(f"{k} {st[k]['p50']:.1f}" for k in ("capture", "pre", "infer", "post", "draw") if k in st)
+    fps = s["fps"]["mean"]
+    log(f"camera: {s['frames']} frames in {s['elapsed_s']:.1f} s"
+        + (f" ({fps:.1f} FPS)" if fps else "") + f", {s['dropped']} dropped; stop: {s['stop_reason']}"
+        + (f"; p50 ms: {ms}" if ms else "")
+        + (f"; recorded {s['recorded_frames']} frames to {s['record']}" if s["record"] else ""))
