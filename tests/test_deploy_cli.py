@@ -39,6 +39,9 @@ def test_export_check_calibrate_eval_bench(tmp_path, tiny_checkpoint, tiny_datas
     assert {r["schema"] for r in results.values()} == {EVAL_SCHEMA}
     assert [results[k]["backend"] for k in results] == ["torch", "onnxruntime", "onnxruntime"]
     assert [results[k]["precision"] for k in results] == ["fp32", "fp32", "int8"]
+    # one schema for every backend: the same keys; backend specifics only under "runtime"
+    assert len({tuple(sorted(r)) for r in results.values()}) == 1
+    assert results["fp32"]["runtime"]["providers"][-1] == "CPUExecutionProvider"
     for task in ("lane", "depth"):
         assert results["torch"]["metrics"][task] == pytest.approx(results["fp32"]["metrics"][task], rel=1e-3)
     assert results["fp32"]["model"]["checkpoint_sha256"] == results["torch"]["model"]["sha256"]

@@ -51,7 +51,12 @@ def _is_weight(name: str, producers: dict, constants: dict) -> bool:
     return node is not None and node.op_type == "QuantizeLinear" and node.input[0] in constants
 
 
-def _check_qdq(node, constants: dict, producers: dict) -> list[Finding]:
+# The axis a per-channel weight scale must run along: output channels (K) for Conv / Gemm
+# weights as exported, [C, K/g, ...] for ConvTranspose.
+WEIGHT_AXIS: dict[str, int] = {"Conv": 0, "ConvTranspose": 1}
+
+
+def _check_qdq(node, constants: dict, producers: dict, consumers: dict) -> list[Finding]:
     out: list[Finding] = []
 
     def err(rule: str, msg: str) -> None:
@@ -68,6 +73,9 @@ def _check_qdq(node, constants: dict, producers: dict) -> list[Finding]:
     if not (np.all(np.isfinite(scale)) and np.all(scale > 0)):
         err("qdq-scale-positive", f"scale {node.input[1]!r} holds values <= 0 or not finite "
             f"(min {float(np.min(scale)):.3g})")
+    if node.op_type == "QuantizeLinear" and (len(node.input) < 3 or not node.input[2]):
+        err("qdq-int8", "no zero-point: QuantizeLinear then produces uint8; TensorRT needs an "
+            "int8 zero-point of 0")
     if len(node.input) > 2 and node.input[2]:
         zp = constants.get(node.input[2])
         if zp is None:
@@ -81,6 +89,20 @@ def _check_qdq(node, constants: dict, producers: dict) -> list[Finding]:
     if scale.size > 1 and not _is_weight(node.input[0], producers, constants):
         err("qdq-per-channel-weights-only", f"per-channel scale ({scale.size} values) on "
             f"activation {node.input[0]!r}; TensorRT allows per-channel scales only on weights")
+    elif scale.size > 1:
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        weight = constants.get(node.input[0])
+        if weight is None and node.input[0] in producers:  # Q(w) -> DQ: the float weight
+            weight = constants.get(producers[node.input[0]].input[0])
+        if weight is not None and not (-weight.ndim <= axis < weight.ndim
+                                       and weight.shape[axis] == scale.size):
+            err("qdq-axis", f"{scale.size} per-channel scales along axis {axis} of weight "
+                f"{node.input[0]!r} with shape {list(weight.shape)}")
+        for reader in consumers.get(node.output[0], []):
+            want = WEIGHT_AXIS.get(reader.op_type)
+            if want is not None and list(reader.input[1:2]) == [node.output[0]] and axis != want:
+                err("qdq-axis", f"per-channel scales along axis {axis} of {reader.op_type} "
+                    f"{reader.name!r}'s weight; TensorRT needs axis {want} (output channels)")
     return out
 
 
@@ -111,6 +133,10 @@ def check_onnx(model_path: str | os.PathLike, target: str = "tensorrt-10",
     notes = RESTRICTIONS.get(target, {})
     constants = _constants(model)
     producers = {o: n for n in model.graph.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
     for node in model.graph.node:
         if node.domain not in ("", "ai.onnx"):
             findings.append(Finding("error", "custom-op", f"domain {node.domain!r} is not part of "
@@ -125,7 +151,7 @@ def check_onnx(model_path: str | os.PathLike, target: str = "tensorrt-10",
                                     + ("; it will fall back to the GPU" if fallback else ""),
                                     node.name, node.op_type))
         if node.op_type in QDQ_OPS:
-            findings += _check_qdq(node, constants, producers)
+            findings += _check_qdq(node, constants, producers, consumers)
     for op in sorted({n.op_type for n in model.graph.node} & set(notes)):
         findings.append(Finding("warning", "restriction", f"{op}: {notes[op]}"))
     return findings

@@ -13,15 +13,23 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge_mtl.quantize.calibset import CalibrationSet
 
+if TYPE_CHECKING:
+    import onnx
+
 METHODS: tuple[str, ...] = ("entropy", "minmax", "percentile")
 # Q/DQ goes in front of the layers TensorRT runs in INT8 (convolutions, GEMMs) and on residual
-# adds so they fuse into the convolution; everything else stays in the builder's float precision.
-QUANTIZED_OPS: tuple[str, ...] = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add")
+# adds (two activations) so they fuse into the convolution; everything else stays in the
+# builder's float precision. Outputs of these ops are not quantized on their own: a tensor gets
+# Q/DQ only where an INT8 consumer reads it, so the heads' final outputs (logits, box distances,
+# depth) leave the network in float, as TensorRT's Q/DQ placement guide recommends.
+WEIGHTED_OPS: tuple[str, ...] = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+QUANTIZED_OPS: tuple[str, ...] = (*WEIGHTED_OPS, "Add")
 # Named groups of layers that --keep leaves in float (prefixes of exported node names).
 KEEP_GROUPS: dict[str, tuple[str, ...]] = {
     "stem": ("/backbone/features.0/",),
@@ -33,6 +41,24 @@ KEEP_GROUPS: dict[str, tuple[str, ...]] = {
     "depth_head": ("/depth_head/",),
     "heads": ("/det_head/", "/lane_head/", "/depth_head/"),
 }
+
+
+def nodes_to_quantize(graph: onnx.GraphProto, keep: tuple[str, ...] = ()) -> list[str]:
+    """Weighted layers, and Adds of two activations (residuals), not under a kept prefix.
+
+    An Add with a constant operand (the box decoder's anchor points, a bias) stays float: an
+    int8 grid on pixel coordinates would cost whole pixels.
+    """
+    constants = {t.name for t in graph.initializer}
+    constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    chosen = []
+    for n in graph.node:
+        if not n.name or (keep and n.name.startswith(keep)):
+            continue
+        if n.op_type in WEIGHTED_OPS or (
+                n.op_type == "Add" and not any(i in constants for i in n.input)):
+            chosen.append(n.name)
+    return chosen
 
 
 @dataclass
@@ -112,6 +138,9 @@ def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, calib: Calibr
     kept = [n.name for n in src.graph.node if n.op_type in QUANTIZED_OPS and n.name.startswith(prefixes)]
     if prefixes and not kept:
         raise ValueError(f"--keep {keep}: matches no quantizable node of {model}")
+    chosen = nodes_to_quantize(src.graph, prefixes)
+    if not chosen:
+        raise ValueError(f"{model}: no layer left to quantize (everything kept in float?)")
     total = len(calib) if images is None else min(images, len(calib))
     if total < 1:
         raise ValueError(f"calibration set {calib.name} has no images to use")
@@ -131,8 +160,9 @@ def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, calib: Calibr
                 quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8, per_channel=True, reduce_range=False,
                 calibrate_method=methods[method], op_types_to_quantize=list(QUANTIZED_OPS),
-                nodes_to_exclude=kept,
+                nodes_to_quantize=chosen, nodes_to_exclude=kept,
                 extra_options={
+                    "OpTypesToExcludeOutputQuantization": list(QUANTIZED_OPS),
                     "ActivationSymmetric": True, "WeightSymmetric": True,
                     "CalibTensorRangeSymmetric": True,
                     # Biases stay float: TensorRT's parser dequantizes int8 only.

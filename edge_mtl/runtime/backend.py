@@ -71,7 +71,14 @@ class Backend(ABC):
         """Release device memory and sessions; the backend is unusable afterwards."""
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "precision": self.precision, "device": self.device}
+        """The fixed keys every JSON (eval, bench, camera) carries; backend specifics go under
+        ``runtime`` so that the schema is the same for every backend."""
+        return {"backend": self.name, "precision": self.precision, "device": self.device,
+                "runtime": self.runtime_info()}
+
+    def runtime_info(self) -> dict[str, Any]:
+        """Backend-specific facts (providers, TensorRT version, DLA core...)."""
+        return {}
 
     def __enter__(self) -> Backend:
         return self

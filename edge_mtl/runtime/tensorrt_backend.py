@@ -58,6 +58,9 @@ class TensorRTBackend(Backend):
 
         self._logger = make_logger(trt)
         self._runtime = trt.Runtime(self._logger)
+        dla_core = side.get("build", {}).get("dla_core")
+        if dla_core is not None:  # a DLA engine deserializes onto the core it was built for
+            self._runtime.DLA_core = int(dla_core)
         self._engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
         if self._engine is None:
             why = "; ".join(self._logger.errors[-3:]) or "no error logged"
@@ -115,18 +118,30 @@ class TensorRTBackend(Backend):
         cuda_call(self._cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
         return {name: self._buffers[name][1].astype(np.float32) for name in OUTPUT_NAMES}
 
-    def describe(self) -> dict[str, Any]:
-        return super().describe() | {"tensorrt_version": self.sidecar["tensorrt_version"],
-                                     "gpu": self.sidecar["device"]["name"],
-                                     "dla_core": self.sidecar["build"]["dla_core"]}
+    def runtime_info(self) -> dict[str, Any]:
+        return {"tensorrt_version": self.sidecar["tensorrt_version"],
+                "gpu": self.sidecar["device"]["name"], "dla_core": self.sidecar["build"]["dla_core"]}
 
     def close(self) -> None:
-        """Free buffers and the stream, then drop context, engine and runtime (in that order)."""
-        for device, host in self._buffers.values():
-            cuda_call(self._cudart.cudaFree(device), "cudaFree")
-            cuda_call(self._cudart.cudaFreeHost(host.ctypes.data), "cudaFreeHost")
-        self._buffers = {}
-        if self._stream is not None:
-            cuda_call(self._cudart.cudaStreamDestroy(self._stream), "cudaStreamDestroy")
-            self._stream = None
+        """Free buffers and the stream, then drop context, engine and runtime (in that order).
+
+        Every release is attempted even when one fails; the first failure is raised at the end.
+        """
+        failures: list[Exception] = []
+
+        def attempt(result: object, what: str) -> None:
+            try:
+                cuda_call(result, what)
+            except Exception as e:  # keep freeing the rest
+                failures.append(e)
+
+        buffers, self._buffers = self._buffers, {}
+        for device, host in buffers.values():
+            attempt(self._cudart.cudaFree(device), "cudaFree")
+            attempt(self._cudart.cudaFreeHost(host.ctypes.data), "cudaFreeHost")
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            attempt(self._cudart.cudaStreamDestroy(stream), "cudaStreamDestroy")
         self._context = self._engine = self._runtime = None
+        if failures:
+            raise failures[0]

@@ -169,6 +169,9 @@ def build_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, precision
         raise ValueError(f"DLA core must be 0 or more, got {dla_core}")
     model, meta, qdq = _read_onnx(onnx_path)
     int8 = _int8_mode(onnx_path, precision, qdq, calib)
+    if dla_core is not None and int8 == "explicit":
+        raise ValueError(f"{onnx_path}: holds Q/DQ nodes, and DLA runs implicit INT8 only; build "
+                         "the FP32 ONNX for DLA with a calibration set (--calib), or drop --dla-core")
 
     def say(msg: str) -> None:
         if progress:

@@ -19,7 +19,8 @@ def _save(tmp_path, nodes, inits, opset=17, inp_dims=(1, 4, 8, 8), name="m.onnx"
     return str(path)
 
 
-def _qdq_conv(scale_act=0.1, zp_act=None, w_scale=None, act_per_channel=False, bias_dtype=None):
+def _qdq_conv(scale_act=0.1, zp_act=None, w_scale=None, act_per_channel=False, bias_dtype=None,
+              w_axis=0, q_without_zp=False):
     """x -> Q -> DQ -> Conv(DQ(w_int8)) -> y: the layout explicit INT8 models use."""
     zp_act = np.int8(0) if zp_act is None else zp_act
     w_scale = np.full(4, 0.02, np.float32) if w_scale is None else w_scale
@@ -30,8 +31,10 @@ def _qdq_conv(scale_act=0.1, zp_act=None, w_scale=None, act_per_channel=False, b
     axis = {"axis": 1} if act_per_channel else {}
     nodes = [helper.make_node("QuantizeLinear", ["x", "s_x", "z_x"], ["xq"], name="q_x", **axis),
              helper.make_node("DequantizeLinear", ["xq", "s_x", "z_x"], ["xd"], name="dq_x", **axis),
-             helper.make_node("DequantizeLinear", ["w_q", "s_w", "z_w"], ["w"], name="dq_w", axis=0),
+             helper.make_node("DequantizeLinear", ["w_q", "s_w", "z_w"], ["w"], name="dq_w", axis=w_axis),
              helper.make_node("Conv", ["xd", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])]
+    if q_without_zp:
+        del nodes[0].input[2]
     if bias_dtype is not None:
         inits |= {"b_q": np.ones(4, bias_dtype), "s_b": np.full(4, 0.002, np.float32)}
         nodes.insert(3, helper.make_node("DequantizeLinear", ["b_q", "s_b"], ["b"], name="dq_b", axis=0))
@@ -60,6 +63,9 @@ def test_a_valid_explicit_int8_graph_passes(tmp_path):
     ({"w_scale": np.array([0.02, -0.01, 0.02, 0.02], np.float32)}, "qdq-scale-positive", "dq_w"),
     ({"act_per_channel": True}, "qdq-per-channel-weights-only", "dq_x"),
     ({"bias_dtype": np.int32}, "qdq-int8", "dq_b"),
+    ({"q_without_zp": True}, "qdq-int8", "q_x"),
+    ({"w_axis": 1}, "qdq-axis", "dq_w"),
+    ({"w_scale": np.full(3, 0.02, np.float32)}, "qdq-axis", "dq_w"),
 ])
 def test_qdq_rules_name_the_node(tmp_path, kwargs, rule, node):
     nodes, inits = _qdq_conv(**kwargs)

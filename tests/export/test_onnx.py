@@ -9,7 +9,7 @@ import torch
 
 from edge_mtl.checkpoint import load_model, sha256
 from edge_mtl.export.metadata import parse_metadata
-from edge_mtl.export.onnx import PARITY_ATOL, export_onnx, max_abs_diff, parity_inputs
+from edge_mtl.export.onnx import PARITY_ATOL, export_onnx, parity, parity_inputs
 from edge_mtl.types import CLASSES, OUTPUT_NAMES
 from tests.helpers import TINY_SIZE
 
@@ -35,9 +35,10 @@ def test_parity_with_pytorch_before_and_after_simplification(tiny_checkpoint, tm
     result = export_onnx(tiny_checkpoint, tmp_path / "m.onnx", simplifier=simplifier)
     stages = ["exported"] + (["simplified"] if simplifier != "none" else [])
     assert list(result.parity) == stages
-    for diffs in result.parity.values():
+    for stage, diffs in result.parity.items():
         assert set(diffs) == set(OUTPUT_NAMES)
-        assert max(diffs.values()) <= PARITY_ATOL
+        assert max(result.parity_ratio[stage].values()) <= 1.0
+        assert max(diffs.values()) < 1e-2  # the relative part never hides a real difference
     if simplifier == "onnxslim":
         assert result.nodes_after <= result.nodes_before
 
@@ -45,16 +46,16 @@ def test_parity_with_pytorch_before_and_after_simplification(tiny_checkpoint, tm
 def test_onnxsim_when_installed(tiny_checkpoint, tmp_path):
     pytest.importorskip("onnxsim")
     result = export_onnx(tiny_checkpoint, tmp_path / "m.onnx", simplifier="onnxsim")
-    assert max(result.parity["simplified"].values()) <= PARITY_ATOL
+    assert max(result.parity_ratio["simplified"].values()) <= 1.0
 
 
 def test_parity_check_sees_a_different_model(tiny_checkpoint, tiny_onnx):
     _, model = load_model(tiny_checkpoint)
     with torch.no_grad():
         model.depth_head.out.bias.add_(0.5)  # any visible change
-    diffs = max_abs_diff(tiny_onnx, model, parity_inputs(TINY_SIZE))
-    assert diffs["depth"] > 1e-3
-    assert diffs["det_logits"] <= PARITY_ATOL
+    diffs, ratios = parity(tiny_onnx, model, parity_inputs(TINY_SIZE))
+    assert diffs["depth"] > 1e-3 and ratios["depth"] > 1.0
+    assert diffs["det_logits"] <= PARITY_ATOL and ratios["det_logits"] <= 1.0
 
 
 def test_bad_arguments_name_the_value(tiny_checkpoint, tmp_path):
@@ -62,6 +63,8 @@ def test_bad_arguments_name_the_value(tiny_checkpoint, tmp_path):
         export_onnx(tiny_checkpoint, tmp_path / "m.onnx", simplifier="magic")
     with pytest.raises(ValueError, match="opset 9"):
         export_onnx(tiny_checkpoint, tmp_path / "m.onnx", opset=9)
+    with pytest.raises(ValueError, match="opset 21"):
+        export_onnx(tiny_checkpoint, tmp_path / "m.onnx", opset=21)
     with pytest.raises(FileNotFoundError, match=r"nope\.pt"):
         export_onnx(tmp_path / "nope.pt", tmp_path / "m.onnx")
 
@@ -76,3 +79,15 @@ def test_foreign_onnx_is_refused(tmp_path, tiny_onnx):
     with pytest.raises(ValueError, match="damaged"):
         parse_metadata(props, "broken.onnx")
     assert json.loads(props["edge_mtl.class_names"]) == list(CLASSES)
+
+
+def test_a_failing_simplifier_is_named_and_leaves_nothing(tiny_checkpoint, tmp_path, monkeypatch):
+    import edge_mtl.export.onnx as export_module
+
+    def broken(model, method):
+        raise KeyError("Conv_17")
+
+    monkeypatch.setattr(export_module, "simplify", broken)
+    with pytest.raises(ValueError, match=r"onnxslim failed.*KeyError.*--simplifier none"):
+        export_onnx(tiny_checkpoint, tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []

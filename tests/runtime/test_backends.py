@@ -5,7 +5,7 @@ import pytest
 
 from edge_mtl.data.world import render_random
 from edge_mtl.runtime.backend import open_backend
-from edge_mtl.runtime.onnx_backend import choose_providers
+from edge_mtl.runtime.onnx_backend import choose_providers, session_options
 from edge_mtl.runtime.postprocess import PostprocessConfig, postprocess
 from edge_mtl.runtime.preprocess import preprocess
 from edge_mtl.types import OUTPUT_NAMES
@@ -72,12 +72,29 @@ def test_torch_backend_refuses_gpu_options_without_cuda(tiny_checkpoint):
 
 
 def test_provider_choice():
-    cpu = "CPUExecutionProvider"
-    assert choose_providers("cpu", ["CUDAExecutionProvider", cpu]) == [cpu]
-    assert choose_providers("auto", ["CUDAExecutionProvider", cpu]) == ["CUDAExecutionProvider", cpu]
+    cpu, cuda, trt = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+    assert choose_providers("cpu", [cuda, cpu]) == [cpu]
+    assert choose_providers("auto", [cuda, cpu]) == [cuda, cpu]
     assert choose_providers("auto", [cpu]) == [cpu]
+    # TensorRT's provider is never picked on its own: it would build an engine at every start.
+    assert choose_providers("auto", [trt, cuda, cpu]) == [cuda, cpu]
+    assert choose_providers("cuda", [trt, cuda, cpu]) == [cuda, cpu]
+    assert choose_providers("auto", [trt, cpu]) == [cpu]
+    with pytest.raises(RuntimeError, match="onnxruntime-gpu"):
+        choose_providers("cuda", [trt, cpu])
     with pytest.raises(RuntimeError, match="onnxruntime-gpu"):
         choose_providers("cuda", [cpu])
+
+
+def test_session_threads_do_not_spin_by_default(tiny_onnx):
+    opts = session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert session_options(threads=1, spin=True).get_session_config_entry(
+        "session.intra_op.allow_spinning") == "1"
+    assert session_options(threads=1).intra_op_num_threads == 1
+    with open_backend(tiny_onnx) as ox:
+        assert ox.session.get_session_options().get_session_config_entry(
+            "session.intra_op.allow_spinning") == "0"
 
 
 @pytest.mark.cuda

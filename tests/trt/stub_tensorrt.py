@@ -421,8 +421,10 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
         IExecutionContext.execute_async_v2 = execute_async_v2
 
     class ICudaEngine:
-        def __init__(self, record: dict[str, Any], logger: ILogger):
+        def __init__(self, record: dict[str, Any], logger: ILogger, dla_core: int = -1):
             self.record, self.logger = record, logger
+            # A DLA engine runs on the runtime's DLA core (core 0 when the runtime sets none).
+            self.dla_core = max(dla_core, 0) if record["device_type"] == "DLA" else None
             self.tensors = {t["name"]: t for t in record["io"]}
             self.session = None
 
@@ -482,6 +484,7 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
         def __init__(self, logger: ILogger):
             _require_base_init(logger, "ILogger")
             self.logger = logger
+            self.DLA_core = -1
 
         def deserialize_cuda_engine(self, blob: bytes) -> ICudaEngine | None:
             try:
@@ -494,7 +497,7 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
                                 f"TensorRT, expecting library version {full} got {record['version']}, "
                                 "please rebuild.")
                 return None
-            return ICudaEngine(record, self.logger)
+            return ICudaEngine(record, self.logger, self.DLA_core)
 
     trt.ITensor, trt.INetworkDefinition, trt.OnnxParser, trt.ParserError = (
         ITensor, INetworkDefinition, OnnxParser, ParserError)

@@ -40,6 +40,32 @@ def test_round_trip(engine, cudart):
     assert cudart.memory.live() == {"device": 0, "pinned": 0, "streams": 0}
 
 
+def test_dla_engine_runs_on_the_core_it_was_built_for(trt, cudart, tiny_onnx, tmp_path):
+    path, _ = build_engine(tiny_onnx, tmp_path / "dla.engine", dla_core=1, progress=False)
+    with TensorRTBackend(path) as backend:
+        assert backend._engine.dla_core == 1
+        assert backend.describe()["runtime"]["dla_core"] == 1
+
+
+def test_close_frees_everything_even_when_one_release_fails(engine, cudart, monkeypatch):
+    backend = TensorRTBackend(engine)
+    backend.infer(images(1))
+    real_free = cudart.cudaFree
+    calls = []
+
+    def failing_free(ptr):
+        calls.append(ptr)
+        if len(calls) == 1:
+            return (cudart.cudaError_t.cudaErrorInvalidValue,)
+        return real_free(ptr)
+
+    monkeypatch.setattr(cudart, "cudaFree", failing_free)
+    with pytest.raises(RuntimeError, match="cudaFree"):
+        backend.close()
+    live = cudart.memory.live()
+    assert live["pinned"] == 0 and live["streams"] == 0 and live["device"] == 1  # only the failed one
+
+
 def test_batches_larger_than_the_engine_run_frame_by_frame(engine):
     with TensorRTBackend(engine) as backend:
         x = images(3, seed=1)
@@ -56,8 +82,8 @@ def test_info_and_description(engine, trt):
         assert backend.info.path == str(engine) and backend.info.checkpoint_sha256 == "ab" * 32
         assert backend.precision == "fp16" and backend.device == "cuda"
         assert backend.describe() == {"backend": "tensorrt", "precision": "fp16", "device": "cuda",
-                                      "tensorrt_version": trt.__version__, "gpu": "NVIDIA Stub GPU",
-                                      "dla_core": None}
+                                      "runtime": {"tensorrt_version": trt.__version__,
+                                                  "gpu": "NVIDIA Stub GPU", "dla_core": None}}
 
 
 def test_open_backend_picks_tensorrt_for_engines(engine):

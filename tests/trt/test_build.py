@@ -111,6 +111,12 @@ def test_dla(trt, cudart, tiny_onnx, tmp_path):
     assert side["build"]["dla_core"] == 1 and side["build"]["flags"] == ["FP16", "GPU_FALLBACK"]
 
 
+def test_dla_refuses_an_explicit_int8_model(trt, cudart, qdq_onnx, tmp_path):
+    with pytest.raises(ValueError, match=r"Q/DQ.*DLA runs implicit INT8 only.*--calib"):
+        build_engine(qdq_onnx, tmp_path / "dla.engine", precision="int8", dla_core=0)
+    assert not (tmp_path / "dla.engine").exists()
+
+
 def test_dla_core_that_does_not_exist(trt, cudart, tiny_onnx, tmp_path):
     with pytest.raises(RuntimeError, match="DLA core 2 asked for, but NVIDIA Stub GPU has 2 DLA cores"):
         build_engine(tiny_onnx, tmp_path / "dla.engine", dla_core=2)
