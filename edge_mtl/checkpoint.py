@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import torch
 
 from edge_mtl.config import Config
+from edge_mtl.files import sha256  # noqa: F401  (re-exported: checkpoint.sha256)
 from edge_mtl.model.tritask import TriTaskNet, build_model
 
 FORMAT = "edge_mtl.ckpt/1"
@@ -62,9 +62,3 @@ def release(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return dst
 
 
-def sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

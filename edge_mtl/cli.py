@@ -108,7 +108,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_release(args: argparse.Namespace) -> int:
-    from edge_mtl.checkpoint import release, sha256
+    from edge_mtl.checkpoint import release
+    from edge_mtl.files import sha256
 
     dst = release(args.checkpoint, args.out)
     print(f"{dst}  sha256={sha256(dst)}")
@@ -121,6 +122,26 @@ def _cmd_camera(args: argparse.Namespace) -> int:
     run_camera(args.source, args.model, args.backend, args.device, headless=args.headless,
                record=args.record, max_frames=args.max_frames, bench_json=args.bench_json,
                width=args.width, height=args.height, fps=args.fps, flip_method=args.flip_method)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from edge_mtl.report import build_report
+
+    report = build_report(args.run_dirs, args.out or args.run_dirs[0])
+    for line in report["notes"] + [f"skipped {s['path']}: {s['why']}" for s in report["skipped"]]:
+        print(f"note: {line}", file=sys.stderr)
+    for path in report["files"].values():
+        print(path)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from edge_mtl.demo import DEFAULT_CHECKPOINT, run_demo
+
+    run_demo(args.out, args.checkpoint or DEFAULT_CHECKPOINT, calib=args.calib,
+             calib_images=args.calib_images, val_num=args.val_num, drive_frames=args.drive_frames,
+             bench_frames=args.bench_frames)
     return 0
 
 
@@ -229,6 +250,27 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--fps", type=int, help="capture frame rate (csi, webcam; csi default 30)")
     m.add_argument("--flip-method", type=int, default=0, help="csi: nvvidconv flip-method (0-7)")
     m.set_defaults(func=_cmd_camera)
+
+    o = sub.add_parser("report", help="FPS / accuracy quantization report (markdown, JSON, PNG plots) "
+                                      "from run folders of eval, bench and camera JSONs")
+    o.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="folders whose top-level *.json are read (eval, bench, camera JSONs)")
+    o.add_argument("--out", help="folder for report.md, report.json and plots (default: first RUN_DIR)")
+    o.set_defaults(func=_cmd_report)
+
+    d = sub.add_parser("demo", help="the main job: export, check, calibrate INT8, eval, engine (when "
+                                    "TensorRT is here), bench, drive video, camera loop, report")
+    d.add_argument("--out", default="runs/demo", help="run folder (default: %(default)s)")
+    d.add_argument("--checkpoint", default=None,
+                   help="checkpoint to deploy (default: models/tritask_mnv3l.pt)")
+    d.add_argument("--calib", default=None,
+                   help="calibration set (default: calibration/synth_default.yaml, cached)")
+    d.add_argument("--calib-images", type=int, default=64, help="INT8 calibration images (default: 64)")
+    d.add_argument("--val-num", type=int, default=100, help="val frames to evaluate (default: 100)")
+    d.add_argument("--drive-frames", type=int, default=300,
+                   help="frames of the drive video at 30 FPS (default: 300)")
+    d.add_argument("--bench-frames", type=int, default=100, help="frames timed per model (default: 100)")
+    d.set_defaults(func=_cmd_demo)
     return p
 
 

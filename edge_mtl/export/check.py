@@ -152,6 +152,10 @@ def check_onnx(model_path: str | os.PathLike, target: str = "tensorrt-10",
                                     node.name, node.op_type))
         if node.op_type in QDQ_OPS:
             findings += _check_qdq(node, constants, producers, consumers)
+    if target == "dla" and any(n.op_type in QDQ_OPS for n in model.graph.node):
+        findings.append(Finding("error", "dla-implicit-int8", "holds Q/DQ nodes: DLA builds run "
+                                "implicit INT8 only; build the FP32 ONNX with a calibration set "
+                                "(`edge-mtl build-engine --dla-core N --calib SET`)"))
     for op in sorted({n.op_type for n in model.graph.node} & set(notes)):
         findings.append(Finding("warning", "restriction", f"{op}: {notes[op]}"))
     return findings

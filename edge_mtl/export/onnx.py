@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edge_mtl.checkpoint import load_model, sha256
+from edge_mtl.checkpoint import load_model
 from edge_mtl.export.metadata import INPUT_NAME, build_metadata
 from edge_mtl.export.simplify import SIMPLIFIERS, simplify
+from edge_mtl.files import sha256
 from edge_mtl.runtime.preprocess import MEAN, STD
 from edge_mtl.types import CLASSES, OUTPUT_NAMES
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from edge_mtl.checkpoint import sha256
+from edge_mtl.files import sha256
 
 SCHEMA = "edge_mtl.calib/1"
 CALIBRATION_DIR = Path(__file__).resolve().parent.parent.parent / "calibration"

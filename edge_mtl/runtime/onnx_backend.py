@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_mtl.checkpoint import sha256
 from edge_mtl.export.metadata import model_info, parse_metadata
+from edge_mtl.files import sha256
 from edge_mtl.runtime.backend import Backend
 from edge_mtl.runtime.preprocess import MEAN, STD
 from edge_mtl.types import OUTPUT_NAMES

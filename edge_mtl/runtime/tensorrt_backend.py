@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_mtl.checkpoint import sha256
+from edge_mtl.files import sha256
 from edge_mtl.runtime.backend import Backend, ModelInfo
 from edge_mtl.runtime.preprocess import MEAN, STD
 from edge_mtl.trt.api import (

@@ -7,7 +7,8 @@ import os
 import numpy as np
 import torch
 
-from edge_mtl.checkpoint import load_model, sha256
+from edge_mtl.checkpoint import load_model
+from edge_mtl.files import sha256
 from edge_mtl.runtime.backend import Backend, ModelInfo
 from edge_mtl.types import CLASSES, OUTPUT_NAMES
 

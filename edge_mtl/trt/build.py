@@ -15,9 +15,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from edge_mtl.checkpoint import sha256
 from edge_mtl.export.check import QDQ_OPS
 from edge_mtl.export.metadata import parse_metadata
+from edge_mtl.files import sha256, write_atomic
 from edge_mtl.quantize.calibset import CalibrationSet, load_calibration_set
 from edge_mtl.trt.api import (
     Device,
@@ -30,13 +30,6 @@ from edge_mtl.trt.api import (
 )
 from edge_mtl.trt.calibrator import make_entropy_calibrator
 from edge_mtl.trt.sidecar import PRECISIONS, make_sidecar, write_sidecar
-
-
-def _write_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _read_onnx(path: Path) -> tuple[Any, dict[str, Any], bool]:
@@ -217,9 +210,9 @@ def build_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, precision
     if plan is None:
         why = "; ".join(logger.errors[-5:]) or "no error logged"
         raise RuntimeError(f"TensorRT {trt.__version__} could not build {onnx_path}: {why}")
-    _write_atomic(out, plan)
+    write_atomic(out, bytes(plan))
     if timing_cache is not None:
-        _write_atomic(timing_cache, config.get_timing_cache().serialize())
+        write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
     if calibrator is not None:
         calibration |= {"images": calibrator.images, "cache_reused": calibrator.cache_read}
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_mtl.files import write_atomic
 from edge_mtl.quantize.calibset import CalibrationSet
 from edge_mtl.trt.api import cuda_call
 
@@ -63,10 +64,7 @@ def make_entropy_calibrator(trt: ModuleType, cudart: ModuleType, calib_set: Cali
             return cache.read_bytes()
 
         def write_calibration_cache(self, data: Any) -> None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(cache.name + ".tmp")
-            tmp.write_bytes(bytes(data))
-            os.replace(tmp, cache)
+            write_atomic(cache, bytes(data))
 
         def free(self) -> None:
             if self.device is not None:

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from edge_mtl.checkpoint import sha256
+from edge_mtl.files import sha256, write_atomic
 
 SCHEMA = "edge_mtl.engine/1"
 PRECISIONS: tuple[str, ...] = ("fp16", "int8", "best")
@@ -48,11 +48,7 @@ def make_sidecar(engine: Path, *, tensorrt_version: str, device: dict[str, str],
 
 def write_sidecar(engine: str | os.PathLike, data: dict[str, Any]) -> Path:
     """Write atomically next to the engine."""
-    path = sidecar_path(engine)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(sidecar_path(engine), json.dumps(data, indent=1) + "\n")
 
 
 def read_sidecar(engine: str | os.PathLike) -> dict[str, Any]:

@@ -103,3 +103,10 @@ def test_bad_input(tmp_path):
         check_onnx(bad, "tensorrt-10")
     with pytest.raises(ValueError, match="tensorrt-7"):
         check_onnx(bad, "tensorrt-7")
+
+
+def test_dla_refuses_explicit_int8(tmp_path):
+    nodes, inits = _qdq_conv()
+    path = _save(tmp_path, nodes, inits)
+    assert ("dla-implicit-int8", "") in _rules(check_onnx(path, "dla", allow_gpu_fallback=True))
+    assert ("dla-implicit-int8", "") not in _rules(check_onnx(path, "tensorrt-10"))
