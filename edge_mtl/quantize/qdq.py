@@ -8,6 +8,8 @@ weights, symmetric (zero-point 0), per-channel scales on weights only, per-tenso
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import inspect
 import io
 import os
 import tempfile
@@ -17,7 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edge_mtl.quantize.calibset import CalibrationSet
+from edge_mtl.files import sha256
+from edge_mtl.quantize.calibset import CALIBRATION_DIR, CalibrationSet
 
 if TYPE_CHECKING:
     import onnx
@@ -68,6 +71,21 @@ class QuantizeResult:
     images: int
     quantized_nodes: int
     kept_nodes: list[str]
+    ranges_cache: Path | None = None  # the activation ranges, reused by later runs
+    cache_hit: bool = False
+
+
+RANGES_DIR = CALIBRATION_DIR / "cache" / "ranges"
+
+
+def ranges_cache_path(folder: Path, model_sha256: str, calib: CalibrationSet, images: int,
+                      method: str) -> Path:
+    """Where the activation ranges of (model, first ``images`` of ``calib``, method) are kept.
+
+    The ranges cover every tensor, so one calibration serves any ``--keep`` choice.
+    """
+    key = hashlib.sha256("\n".join([model_sha256, method, *calib.hashes[:images]]).encode())
+    return Path(folder) / f"{calib.name}-{method}-{images}-{key.hexdigest()[:16]}.json"
 
 
 def keep_prefixes(keep: list[str] | None) -> tuple[str, ...]:
@@ -119,8 +137,13 @@ def _chunk(total: int, most: int = 16) -> int:
 
 def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, calib: CalibrationSet,
                  method: str = "entropy", images: int | None = None, keep: list[str] | None = None,
-                 progress: bool = True) -> QuantizeResult:
-    """Calibrate ``model`` on ``calib`` and write the Q/DQ INT8 model to ``out``."""
+                 progress: bool = True, cache_dir: str | os.PathLike | None = RANGES_DIR
+                 ) -> QuantizeResult:
+    """Calibrate ``model`` on ``calib`` and write the Q/DQ INT8 model to ``out``.
+
+    The activation ranges are kept in ``cache_dir`` (None: not kept), and a later call for the
+    same model, images and method skips calibration (seconds, not minutes).
+    """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -148,19 +171,28 @@ def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, calib: Calibr
                "percentile": CalibrationMethod.Percentile}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    cache_path = (ranges_cache_path(Path(cache_dir), sha256(model), calib, total, method)
+                  if cache_dir is not None else None)
+    cache_hit = cache_path is not None and cache_path.is_file()
+    cache_kwargs = {}
+    if cache_path is not None and "calibration_cache_path" in inspect.signature(quantize_static).parameters:
+        cache_kwargs = {"calibration_cache_path": str(cache_path)}
+    elif cache_path is not None:  # an onnxruntime older than the cache: calibrate every time
+        cache_path, cache_hit = None, False
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         # Shape inference only: the graph is already simplified, and onnxruntime's optimizer
         # could fuse nodes into contrib ops that TensorRT's parser does not know.
         quant_pre_process(str(model), str(prepared), skip_optimization=True)
-        reader = _Reader(meta["input_name"], calib, meta["input_size"], total, progress)
+        reader = _Reader(meta["input_name"], calib, meta["input_size"], total,
+                         progress and not cache_hit)
         with contextlib.redirect_stdout(io.StringIO()):  # onnxruntime prints once per chunk
             quantize_static(
                 str(prepared), str(Path(tmp) / "int8.onnx"), reader,
                 quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8, per_channel=True, reduce_range=False,
                 calibrate_method=methods[method], op_types_to_quantize=list(QUANTIZED_OPS),
-                nodes_to_quantize=chosen, nodes_to_exclude=kept,
+                nodes_to_quantize=chosen, nodes_to_exclude=kept, **cache_kwargs,
                 extra_options={
                     "OpTypesToExcludeOutputQuantization": list(QUANTIZED_OPS),
                     "ActivationSymmetric": True, "WeightSymmetric": True,
@@ -179,4 +211,4 @@ def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, calib: Calibr
     onnx.save(qmodel, str(out))
     quantized = sum(n.op_type == "QuantizeLinear" for n in qmodel.graph.node)
     return QuantizeResult(path=out, method=method, images=total, quantized_nodes=quantized,
-                          kept_nodes=kept)
+                          kept_nodes=kept, ranges_cache=cache_path, cache_hit=cache_hit)

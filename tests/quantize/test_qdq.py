@@ -26,7 +26,7 @@ def calib(tmp_path_factory):
 @pytest.fixture(scope="module")
 def int8(tiny_onnx, calib, tmp_path_factory):
     return quantize_qdq(tiny_onnx, tmp_path_factory.mktemp("q") / "m.int8.onnx", calib,
-                        method="minmax", progress=False)
+                        method="minmax", progress=False, cache_dir=None)
 
 
 def test_qdq_model_follows_tensorrt_rules(int8):
@@ -78,7 +78,7 @@ def test_int8_runs_in_onnxruntime_close_to_fp32(tiny_onnx, int8, calib):
 
 def test_keep_leaves_the_heads_in_float(tiny_onnx, calib, tmp_path):
     r = quantize_qdq(tiny_onnx, tmp_path / "k.onnx", calib, method="minmax", images=2,
-                     keep=["heads"], progress=False)
+                     keep=["heads"], progress=False, cache_dir=None)
     assert r.kept_nodes and all(n.startswith(("/det_head/", "/lane_head/", "/depth_head/"))
                                 for n in r.kept_nodes)
     model = onnx.load(r.path)
@@ -90,10 +90,32 @@ def test_keep_leaves_the_heads_in_float(tiny_onnx, calib, tmp_path):
 
 def test_bad_requests(tiny_onnx, int8, calib, tmp_path):
     with pytest.raises(ValueError, match="already quantized"):
-        quantize_qdq(int8.path, tmp_path / "x.onnx", calib, progress=False)
+        quantize_qdq(int8.path, tmp_path / "x.onnx", calib, progress=False, cache_dir=None)
     with pytest.raises(ValueError, match="'gpu'"):
         keep_prefixes(["gpu"])
     with pytest.raises(ValueError, match="matches no quantizable node"):
-        quantize_qdq(tiny_onnx, tmp_path / "x.onnx", calib, keep=["/nothing/"], progress=False)
+        quantize_qdq(tiny_onnx, tmp_path / "x.onnx", calib, keep=["/nothing/"], progress=False,
+                     cache_dir=None)
     with pytest.raises(ValueError, match="'kl'"):
-        quantize_qdq(tiny_onnx, tmp_path / "x.onnx", calib, method="kl", progress=False)
+        quantize_qdq(tiny_onnx, tmp_path / "x.onnx", calib, method="kl", progress=False, cache_dir=None)
+
+
+def test_ranges_are_cached_and_serve_any_keep(tiny_onnx, calib, tmp_path):
+    def scales(path):
+        model = onnx.load(path)
+        inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        return {n.input[0]: float(inits[n.input[1]]) for n in model.graph.node
+                if n.op_type == "QuantizeLinear" and inits[n.input[1]].size == 1}
+
+    first = quantize_qdq(tiny_onnx, tmp_path / "a.onnx", calib, method="minmax", images=3,
+                         progress=False, cache_dir=tmp_path / "ranges")
+    assert not first.cache_hit and first.ranges_cache.is_file()
+    again = quantize_qdq(tiny_onnx, tmp_path / "b.onnx", calib, method="minmax", images=3,
+                         keep=["heads"], progress=False, cache_dir=tmp_path / "ranges")
+    assert again.cache_hit and again.ranges_cache == first.ranges_cache
+    a, b = scales(first.path), scales(again.path)
+    shared = set(a) & set(b)
+    assert shared and all(a[k] == b[k] for k in shared)
+    other = quantize_qdq(tiny_onnx, tmp_path / "c.onnx", calib, method="minmax", images=2,
+                         progress=False, cache_dir=tmp_path / "ranges")
+    assert not other.cache_hit and other.ranges_cache != first.ranges_cache
