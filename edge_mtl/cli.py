@@ -77,13 +77,31 @@ def _cmd_check_onnx(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from edge_mtl.quantize.calibset import load_calibration_set
-    from edge_mtl.quantize.qdq import quantize_qdq
+    from edge_mtl.quantize.qdq import DEFAULT_KEEP, quantize_qdq
 
     calib = load_calibration_set(args.calib)
-    r = quantize_qdq(args.model, args.out, calib, method=args.method, images=args.images,
-                     keep=args.keep)
-    print(f"{r.path}: INT8 Q/DQ, {r.method} calibration on {r.images} images of {calib.name}, "
-          f"{r.quantized_nodes} quantized tensors, {len(r.kept_nodes)} nodes kept in float")
+    keep = DEFAULT_KEEP if args.keep is None else [k for k in args.keep if k != "none"]
+    r = quantize_qdq(args.model, args.out, calib, method=args.method, images=args.images, keep=keep)
+    print(f"{r.path}: INT8 Q/DQ, {r.method} calibration on {r.images} images of {calib.name}"
+          f"{' (cached ranges)' if r.cache_hit else ''}, {r.quantized_nodes} quantized tensors, "
+          f"{len(r.kept_nodes)} nodes kept in float")
+    return 0
+
+
+def _cmd_int8_sensitivity(args: argparse.Namespace) -> int:
+    from edge_mtl.quantize.calibset import load_calibration_set
+    from edge_mtl.quantize.sensitivity import candidate_groups, sweep
+
+    groups = args.group or [g for g in candidate_groups(args.model, depth=args.depth)
+                            if not g.startswith(tuple(args.keep or ()))]
+    result = sweep(args.model, load_calibration_set(args.calib), args.data, groups=groups,
+                   limit=args.limit, method=args.method, images=args.images, keep=args.keep)
+    best = sorted(result["rows"][1:], key=lambda r: max(r["loss"].values()))
+    print("groups whose float precision helps most (headline loss vs FP32 with it in float):")
+    for r in best[:8]:
+        print(f"  {r['group']:32s} " + ", ".join(f"{t} {100 * v:+.2f} %" for t, v in r["loss"].items()))
+    if args.json:
+        _emit_json(result, args.json)
     return 0
 
 
@@ -199,12 +217,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="calibration set: recipe .yaml, manifest .json or folder of frames "
                         "(default: calibration/synth_default.yaml)")
     q.add_argument("--out", required=True, help="INT8 ONNX file to write")
-    q.add_argument("--method", default="entropy", choices=("entropy", "minmax", "percentile"))
+    q.add_argument("--method", default="percentile", choices=("entropy", "minmax", "percentile"))
     q.add_argument("--images", type=int, help="use at most N images of the set")
     q.add_argument("--keep", action="append", metavar="GROUP|/PREFIX",
                    help="keep layers in float: stem, backbone, neck, det_head, decoder, lane_head, "
-                        "depth_head, heads, or a node-name prefix; repeatable")
+                        "depth_head, heads, or a node-name prefix; repeatable; 'none' quantizes "
+                        "every layer (default: /backbone/features.1/ and depth_head, the groups "
+                        "`edge-mtl int8-sensitivity` found)")
     q.set_defaults(func=_cmd_calibrate)
+
+    v = sub.add_parser("int8-sensitivity", help="which layer groups cost accuracy in INT8: one "
+                                                "Q/DQ model per group left in float, evaluated")
+    v.add_argument("model", help="FP32 ONNX from `edge-mtl export`")
+    v.add_argument("--data", required=True, help="dataset folder to evaluate on")
+    v.add_argument("--limit", type=int, default=100, help="frames of --data per model (default: 100)")
+    v.add_argument("--calib", default=None, help="calibration set (default: calibration/synth_default.yaml)")
+    v.add_argument("--method", default="percentile", choices=("entropy", "minmax", "percentile"))
+    v.add_argument("--images", type=int, help="calibration images (default: the whole set)")
+    v.add_argument("--keep", action="append", metavar="GROUP|/PREFIX", help="always kept in float")
+    v.add_argument("--group", action="append", metavar="/PREFIX",
+                   help="candidate groups (default: every weighted-layer prefix --depth levels deep)")
+    v.add_argument("--depth", type=int, default=3, help="prefix depth of the default groups")
+    v.add_argument("--json", help="write every row (metrics and losses) here")
+    v.set_defaults(func=_cmd_int8_sensitivity)
 
     g = sub.add_parser("build-engine", help="build a TensorRT engine (needs TensorRT and a GPU)")
     g.add_argument("model", help="ONNX model (FP32, or INT8 Q/DQ from `edge-mtl calibrate`)")

@@ -186,7 +186,7 @@ def _write_drive(path: Path, frames: int, seed: int, progress: bool) -> tuple[in
 
 
 def run_demo(out: str | os.PathLike = DEFAULT_OUT, checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT,
-             calib: str | os.PathLike | None = None, calib_images: int = 64, calib_method: str = "entropy",
+             calib: str | os.PathLike | None = None, calib_images: int = 64, calib_method: str = "percentile",
              val_num: int = 100, drive_frames: int = 300, bench_frames: int = 100, bench_warmup: int = 10,
              progress: bool = True, log: Callable[[str], object] = print) -> dict[str, Any]:
     """Run the nine steps (module docstring) into ``out``; returns what ``demo.json`` holds.
@@ -258,7 +258,8 @@ def run_demo(out: str | os.PathLike = DEFAULT_OUT, checkpoint: str | os.PathLike
                          progress=progress)
         os.replace(tmp, int8)
         log(f"{int8}: {q.method} calibration on {q.images} images of {calib_set.name} "
-            f"({calib_set.manifest}), {q.quantized_nodes} quantized tensors")
+            f"({calib_set.manifest}), {q.quantized_nodes} quantized tensors, "
+            f"{len(q.kept_nodes)} nodes kept in float")
         st["details"] = {"set": calib_set.name, "manifest": str(calib_set.manifest), "images": q.images,
                          "method": q.method, "quantized_tensors": q.quantized_nodes,
                          "megabytes": round(int8.stat().st_size / 2**20, 2),

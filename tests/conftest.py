@@ -23,6 +23,14 @@ def dropped_dataset(tmp_path_factory) -> str:
 
 
 @pytest.fixture(autouse=True)
+def _ranges_cache_in_tmp(tmp_path_factory, monkeypatch):
+    """INT8 activation ranges cached by tests stay out of the checkout's calibration/cache."""
+    import edge_mtl.quantize.qdq as qdq
+
+    monkeypatch.setattr(qdq, "RANGES_DIR", tmp_path_factory.getbasetemp() / "ranges")
+
+
+@pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
     np.random.seed(0)

@@ -119,3 +119,14 @@ def test_ranges_are_cached_and_serve_any_keep(tiny_onnx, calib, tmp_path):
     other = quantize_qdq(tiny_onnx, tmp_path / "c.onnx", calib, method="minmax", images=2,
                          progress=False, cache_dir=tmp_path / "ranges")
     assert not other.cache_hit and other.ranges_cache != first.ranges_cache
+
+
+def test_default_recipe_keeps_its_groups_and_none_keeps_nothing(tiny_onnx, calib, tmp_path):
+    default = quantize_qdq(tiny_onnx, tmp_path / "d.onnx", calib, method="minmax", images=2,
+                           progress=False, cache_dir=tmp_path)
+    assert default.kept_nodes
+    assert all(n.startswith(("/backbone/features.1/", "/depth_head/")) for n in default.kept_nodes)
+    assert any(n.startswith("/depth_head/") for n in default.kept_nodes)
+    everything = quantize_qdq(tiny_onnx, tmp_path / "a.onnx", calib, method="minmax", images=2,
+                              keep=[], progress=False, cache_dir=tmp_path)
+    assert everything.kept_nodes == [] and everything.quantized_nodes > default.quantized_nodes
