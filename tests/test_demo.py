@@ -64,7 +64,7 @@ def test_demo_writes_every_product(demo_run):
     assert cam["schema"] == "edge_mtl.camera/1" and cam["frames"] == 4 and cam["recorded_frames"] == 4
     calib = next(s for s in data["steps"] if s["name"] == "calibrate")
     assert calib["details"]["images"] == 2
-    assert "[3/9] calibrate INT8 (2 images, entropy)" in log
+    assert "[3/9] calibrate INT8 (2 images, percentile)" in log
     assert str(out / "report.md") in log and str(out / "demo_annotated.mp4") in log
     assert not list(out.glob("*.tmp*")), "temporary files left behind"
 

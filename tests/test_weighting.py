@@ -12,6 +12,10 @@ from edge_mtl.types import TASKS
 from edge_mtl.weighting import FixedWeighting, UncertaintyWeighting, WarmupWeighting, build_weighting
 
 
+def val(x: torch.Tensor) -> float:
+    return float(x.detach())
+
+
 def random_losses(seed: int, tasks=TASKS) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return {t: (torch.rand((), generator=g) * 5).requires_grad_() for t in tasks}
@@ -22,11 +26,11 @@ def test_fixed_is_linear_and_ignores_absent_tasks(seed):
     w = {"det": 2.0, "lane": 0.5, "depth": 1.5}
     fixed = FixedWeighting(w)
     losses = random_losses(seed)
-    assert float(fixed(losses, 0)) == pytest.approx(sum(w[t] * float(v) for t, v in losses.items()))
+    assert val(fixed(losses, 0)) == pytest.approx(sum(w[t] * val(v) for t, v in losses.items()))
     scaled = {t: 3 * v for t, v in losses.items()}
-    assert float(fixed(scaled, 0)) == pytest.approx(3 * float(fixed(losses, 0)))
+    assert val(fixed(scaled, 0)) == pytest.approx(3 * val(fixed(losses, 0)))
     partial = {t: v for t, v in losses.items() if t != "lane"}
-    assert float(fixed(partial, 0)) == pytest.approx(float(fixed(losses, 0)) - 0.5 * float(losses["lane"]))
+    assert val(fixed(partial, 0)) == pytest.approx(val(fixed(losses, 0)) - 0.5 * val(losses["lane"]))
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -36,7 +40,7 @@ def test_uncertainty_starts_where_fixed_weights_leave_off(seed):
     losses = random_losses(seed)
     unc(losses, 0).backward()
     for t in TASKS:
-        assert float(losses[t].grad) == pytest.approx(w[t], rel=1e-5)
+        assert val(losses[t].grad) == pytest.approx(w[t], rel=1e-5)
     assert unc.current_weights(0) == pytest.approx(w)
 
 
@@ -44,7 +48,7 @@ def test_uncertainty_is_order_invariant_and_learns_toward_inverse_loss():
     unc = UncertaintyWeighting(TASKS)
     losses = random_losses(3)
     reordered = dict(reversed(list(losses.items())))
-    assert float(unc(losses, 0)) == pytest.approx(float(unc(reordered, 0)))
+    assert val(unc(losses, 0)) == pytest.approx(val(unc(reordered, 0)))
     opt = torch.optim.SGD(unc.parameters(), lr=0.1)
     fixed_losses = {"det": torch.tensor(4.0), "lane": torch.tensor(0.25), "depth": torch.tensor(1.0)}
     for _ in range(500):
@@ -53,7 +57,7 @@ def test_uncertainty_is_order_invariant_and_learns_toward_inverse_loss():
         opt.step()
     # The optimum of exp(-s) L + s is s = log L, i.e. weight 1 / L.
     for t, v in fixed_losses.items():
-        assert unc.current_weights(0)[t] == pytest.approx(1 / float(v), rel=0.02)
+        assert unc.current_weights(0)[t] == pytest.approx(1 / val(v), rel=0.02)
 
 
 def test_absent_task_log_variance_gets_no_gradient():
@@ -68,8 +72,8 @@ def test_warmup_switches_strategy_at_the_step():
                                                 fixed={"det": 1.0, "lane": 2.0, "depth": 1.0}), TASKS)
     assert isinstance(weighting, WarmupWeighting)
     losses = {"lane": torch.tensor(3.0)}
-    assert float(weighting(losses, 9)) == pytest.approx(6.0)
-    assert float(weighting(losses, 10)) == pytest.approx(6.0 - math.log(2.0))
+    assert val(weighting(losses, 9)) == pytest.approx(6.0)
+    assert val(weighting(losses, 10)) == pytest.approx(6.0 - math.log(2.0))
     with torch.no_grad():
         weighting.dynamic.log_vars["lane"].fill_(0.0)
     assert weighting.current_weights(9)["lane"] == 2.0

@@ -24,13 +24,13 @@ def _pyplot() -> Any:
 
 
 def _save(fig: Any, path: Path, margins: dict[str, float] | None = None) -> Path:
-    """Fixed ``margins`` (subplots_adjust) where given, else tight_layout (slower, fits labels)."""
+    """Fixed ``margins`` (subplots_adjust) where given, else a tight bounding box (fits labels)."""
     plt = _pyplot()
     if margins is not None:
         fig.subplots_adjust(**margins)
+        fig.savefig(path, dpi=110)
     else:
-        fig.tight_layout()
-    fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
