@@ -16,7 +16,7 @@ import numpy as np
 from edge_mtl.runtime.backend import open_backend
 from edge_mtl.runtime.postprocess import postprocess
 from edge_mtl.runtime.preprocess import preprocess
-from edge_mtl.runtime.timing import StageTimer, summarize
+from edge_mtl.runtime.timing import OtherLoad, StageTimer, summarize
 
 SCHEMA = "edge_mtl.bench/1"
 
@@ -59,24 +59,25 @@ def benchmark(model: str | os.PathLike, backend: str = "auto", device: str = "au
         x = preprocess(images[0], size)[None]
         for _ in range(warmup):
             runner.infer(x)
-        model_only = []
-        for _ in tqdm(range(frames), desc="bench model", unit="frame", disable=not progress):
-            t0 = time.perf_counter()
-            runner.infer(x)
-            model_only.append((time.perf_counter() - t0) * 1e3)
+        with OtherLoad() as load:  # other processes' share of the CPU while timing
+            model_only = []
+            for _ in tqdm(range(frames), desc="bench model", unit="frame", disable=not progress):
+                t0 = time.perf_counter()
+                runner.infer(x)
+                model_only.append((time.perf_counter() - t0) * 1e3)
 
-        timer = StageTimer()
-        start = time.perf_counter()
-        for i in tqdm(range(frames), desc="bench e2e", unit="frame", disable=not progress):
-            frame = images[i % len(images)]
-            with timer.stage("e2e"):
-                with timer.stage("pre"):
-                    x = preprocess(frame, size)[None]
-                with timer.stage("infer"):
-                    raw = runner.infer(x)
-                with timer.stage("post"):
-                    postprocess({k: v[0] for k, v in raw.items()}, frame.shape[:2], size)
-        wall = time.perf_counter() - start
+            timer = StageTimer()
+            start = time.perf_counter()
+            for i in tqdm(range(frames), desc="bench e2e", unit="frame", disable=not progress):
+                frame = images[i % len(images)]
+                with timer.stage("e2e"):
+                    with timer.stage("pre"):
+                        x = preprocess(frame, size)[None]
+                    with timer.stage("infer"):
+                        raw = runner.infer(x)
+                    with timer.stage("post"):
+                        postprocess({k: v[0] for k, v in raw.items()}, frame.shape[:2], size)
+            wall = time.perf_counter() - start
         model_stats = summarize(model_only)
         return {
             "schema": SCHEMA,
@@ -91,4 +92,5 @@ def benchmark(model: str | os.PathLike, backend: str = "auto", device: str = "au
             "fps": {"model_only_p50": round(1e3 / model_stats["p50"], 1),
                     "e2e": round(frames / wall, 1)},
             "host": host_info(),
+            "other_cpu_share": load.share,  # CPU other processes took while timing (0 = quiet)
         }

@@ -119,8 +119,9 @@ def _cmd_build_engine(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from edge_mtl.bench import benchmark
 
+    options = {k: v for k, v in (("threads", args.ort_threads), ("spin", args.ort_spin)) if v}
     result = benchmark(args.model, args.backend, args.device, frames=args.frames,
-                       warmup=args.warmup, source=args.images)
+                       warmup=args.warmup, source=args.images, **options)
     _emit_json(result, args.json)
     return 0
 
@@ -257,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--warmup", type=int, default=20)
     b.add_argument("--images", help="folder of frames to use (default: rendered 1280x720 frames)")
     b.add_argument("--json", help="write the benchmark JSON here")
+    b.add_argument("--ort-threads", type=int, help="onnxruntime intra-op threads (default: one per core)")
+    b.add_argument("--ort-spin", action="store_true",
+                   help="onnxruntime threads busy-wait between runs (its own default; faster for the "
+                        "network alone, slower for the camera loop, so off by default here)")
     _backend_args(b, default_device="auto")
     b.set_defaults(func=_cmd_bench)
 

@@ -48,8 +48,9 @@ def test_export_check_calibrate_eval_bench(tmp_path, tiny_checkpoint, tiny_datas
 
     bench = tmp_path / "bench.json"
     assert main(["bench", "--model", str(fp32), "--frames", "3", "--warmup", "1",
-                 "--json", str(bench)]) == 0
+                 "--json", str(bench), "--ort-spin"]) == 0
     b = json.loads(bench.read_text())
+    assert b["runtime"]["spin"] is True and results["fp32"]["runtime"]["spin"] is False
     assert b["schema"] == BENCH_SCHEMA and b["backend"] == "onnxruntime" and b["frames"] == 3
     assert set(b["stages_ms"]) == {"pre", "infer", "post", "e2e"}
     assert b["stages_ms"]["e2e"]["p50"] >= b["stages_ms"]["infer"]["p50"] > 0

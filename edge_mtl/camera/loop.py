@@ -5,7 +5,8 @@ stem (``m.pt``, ``m.onnx``, ``m.engine`` / ``m.plan``) and takes the first that 
 runnable, in this order:
 
 1. ``tensorrt``           an engine, when ``tensorrt`` and cuda-python import
-2. ``onnxruntime`` GPU    an ONNX, when onnxruntime has the CUDA or TensorRT execution provider
+2. ``onnxruntime`` GPU    an ONNX, when onnxruntime has the CUDA execution provider (its
+                          TensorRT provider is never chosen automatically: use an engine)
 3. ``torch`` CUDA         a checkpoint, when torch sees a CUDA GPU
 4. ``onnxruntime`` CPU    an ONNX
 5. ``torch`` CPU          a checkpoint (last resort: export an ONNX for a faster CPU path)
@@ -32,7 +33,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,8 +86,9 @@ def gpu_runtime_available(kind: str) -> bool:
             return False
         import onnxruntime as ort
 
-        gpu = {"CUDAExecutionProvider", "TensorrtExecutionProvider"}
-        return bool(gpu & set(ort.get_available_providers()))
+        from edge_mtl.runtime.onnx_backend import AUTO_GPU_PROVIDERS  # CUDA; never TensorRT's provider
+
+        return bool(set(AUTO_GPU_PROVIDERS) & set(ort.get_available_providers()))
     if kind == "torch-cuda":
         import torch
 
@@ -127,14 +129,18 @@ def backend_candidates(model: str | os.PathLike, backend: str = "auto", device: 
 
 
 def open_model(model: str | os.PathLike, backend: str = "auto", device: str = "auto",
-               log: Callable[[str], object] = print, **kw: Any) -> Backend:
-    """Open the best backend for ``model`` (`backend_candidates`), printing the choice."""
+               log: Callable[[str], object] = print,
+               options: Mapping[str, Mapping[str, Any]] | None = None, **kw: Any) -> Backend:
+    """Open the best backend for ``model`` (`backend_candidates`), printing the choice.
+
+    ``options``: keyword arguments per backend name, e.g. ``{"onnxruntime": {"threads": 2}}``.
+    """
     from edge_mtl.runtime.backend import open_backend
 
     choices, notes = backend_candidates(model, backend, device, **kw)
     for i, c in enumerate(choices):
         try:
-            runner = open_backend(c.path, c.backend, c.device)
+            runner = open_backend(c.path, c.backend, c.device, **(options or {}).get(c.backend, {}))
         except (ImportError, RuntimeError, ValueError, FileNotFoundError) as e:
             if i == len(choices) - 1:
                 raise
@@ -355,13 +361,16 @@ def run_camera(source: str | int | os.PathLike | FrameSource, model: str | os.Pa
                height: int | None = None, fps: int | None = None, flip_method: int = 0,
                postprocess_cfg: PostprocessConfig | None = None, window_title: str = "edge-mtl camera",
                tune_malloc: bool = True, log: Callable[[str], object] = print,
+               backend_options: Mapping[str, Mapping[str, Any]] | None = None,
                **source_options: Any) -> dict[str, Any]:
     """Run ``model`` on ``source`` until it ends, ``max_frames``, Ctrl-C, SIGTERM or the window
     closes; returns the summary (module docstring), also written to ``bench_json``.
 
     ``source``: anything `open_source` takes (``width``/``height``/``fps``/``flip_method`` go to
     it, ``source_options`` to live sources). ``record``: an mp4 of the drawn frames, finalised
-    on every exit path. ``tune_malloc``: see `tune_allocator`.
+    on every exit path. ``tune_malloc``: see `tune_allocator`. ``backend_options``: per backend
+    name, keyword arguments for it (`open_model`); onnxruntime's threads do not spin by default
+    (`edge_mtl.runtime.onnx_backend.session_options`).
     """
     from edge_mtl.camera.sources import open_source, parse_source
 
@@ -373,7 +382,8 @@ def run_camera(source: str | int | os.PathLike | FrameSource, model: str | os.Pa
         tune_allocator()
     timer, run, stop = StageTimer(), _Run(), threading.Event()
     with ExitStack() as stack:
-        runner = stack.enter_context(open_model(model or DEFAULT_MODEL, backend, device, log=log))
+        runner = stack.enter_context(open_model(model or DEFAULT_MODEL, backend, device, log=log,
+                                                options=backend_options))
         src = stack.enter_context(open_source(source, width=width, height=height, fps=fps,
                                               flip_method=flip_method, **source_options))
         log(f"camera: source {src.description} ({src.kind}{', live' if src.live else ''})")
@@ -395,10 +405,15 @@ def run_camera(source: str | int | os.PathLike | FrameSource, model: str | os.Pa
         summary = _summary(src, runner, timer, run, recorder, elapsed)
     _report(summary, log)
     if bench_json:
-        path = Path(bench_json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(summary, indent=2) + "\n")
+        write_summary(summary, bench_json)
     return summary
+
+
+def write_summary(summary: dict[str, Any], path: str | os.PathLike) -> None:
+    """The summary as indented JSON at ``path`` (folders created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def _report(s: dict[str, Any], log: Callable[[str], object]) -> None:

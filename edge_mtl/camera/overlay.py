@@ -73,6 +73,19 @@ def tint_lanes(image: np.ndarray, lane: np.ndarray) -> None:
     cv2.add(band, LANE_ADD, dst=band, mask=mask)
 
 
+_TURBO: np.ndarray | None = None  # cv2's COLORMAP_TURBO as a 256-entry BGR table, built once
+
+
+def _turbo() -> np.ndarray:
+    """COLORMAP_TURBO as a [1, 256, 3] uint8 table (``applyColorMap`` rebuilds it on every call)."""
+    global _TURBO
+    if _TURBO is None:
+        import cv2
+
+        _TURBO = cv2.applyColorMap(np.arange(256, dtype=np.uint8).reshape(1, 256), cv2.COLORMAP_TURBO)
+    return _TURBO
+
+
 def depth_colormap(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Depth (metres, any resolution) -> BGR ``size`` = (height, width) image, log scale over
     `DEPTH_RANGE` (near = red, far = blue; no depth = black). Resized first, then coloured."""
@@ -82,9 +95,10 @@ def depth_colormap(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     interp = cv2.INTER_NEAREST if depth.shape[0] >= h else cv2.INTER_LINEAR  # shrink: sample only
     small = cv2.resize(depth.astype(np.float32, copy=False), (w, h), interpolation=interp)
     near, far = DEPTH_RANGE
-    scale = 255.0 / math.log(far / near)
-    level = (math.log(far) - np.log(np.maximum(small, 1e-3))) * scale
-    colored = cv2.applyColorMap(np.clip(level, 0, 255).astype(np.uint8), cv2.COLORMAP_TURBO)
+    scale = np.float32(255.0 / math.log(far / near))
+    level = (np.float32(math.log(far)) - np.log(np.maximum(small, np.float32(1e-3)))) * scale
+    gray = np.clip(level, 0, 255).astype(np.uint8)
+    colored = cv2.LUT(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), _turbo())
     colored[small <= 0] = 0
     return colored
 

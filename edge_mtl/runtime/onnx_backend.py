@@ -56,10 +56,12 @@ def session_options(threads: int | None = None, spin: bool = False) -> Any:
     """onnxruntime `SessionOptions`: all graph optimisations; ``threads`` intra-op threads
     (``None``: one per core); ``spin``: whether those threads busy-wait after each run.
 
-    Spinning is off by default: a spinning pool keeps every core busy for a while after
-    ``run`` returns, so the pre-processing, post-processing and drawing that follow (OpenCV,
-    numpy) fight it for the CPU. Measured in the camera loop on 2 cores (384x640 FP32):
-    spinning on / off, infer p50 34 -> 25 ms and pre 7 -> 4 ms with the same code.
+    Spinning is off by default: a spinning pool keeps the cores busy after ``run`` returns, so
+    the pre-processing, post-processing and drawing that follow (OpenCV, numpy) and any other
+    process fight it for the CPU. Camera loop, 2 cores, 384x640 FP32 (`bench_loop`): on a quiet
+    machine the two are even (spinning: infer ~2 ms faster, pre ~1.4 ms slower as OpenCV's
+    resize loses the second core; 33-35 FPS either way); with other processes busy, spinning
+    doubled the infer p50 (58 -> 108 ms, 75 -> 136 ms).
     """
     import onnxruntime as ort
 
@@ -85,6 +87,7 @@ class OnnxRuntimeBackend(Backend):
         import onnxruntime as ort
 
         path = str(model)
+        self.threads, self.spin = threads, spin
         opts = session_options(threads, spin)
         chosen = providers or choose_providers(device, ort.get_available_providers())
         try:
@@ -109,7 +112,7 @@ class OnnxRuntimeBackend(Backend):
         return dict(zip(OUTPUT_NAMES, outs, strict=True))
 
     def runtime_info(self) -> dict[str, Any]:
-        return {"providers": self.providers}
+        return {"providers": self.providers, "threads": self.threads, "spin": self.spin}
 
     def close(self) -> None:
         self.session = None

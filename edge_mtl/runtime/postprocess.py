@@ -62,7 +62,7 @@ def postprocess(outputs: dict[str, np.ndarray], original_size: tuple[int, int],
     lane_logits = cv2.resize(outputs["lane_logits"].reshape(outputs["lane_logits"].shape[-2:]),
                              (ow, oh), interpolation=cv2.INTER_LINEAR)
     logit_threshold = float(np.log(cfg.lane_threshold / (1 - cfg.lane_threshold)))
-    lane = (lane_logits > logit_threshold).astype(np.uint8)
+    lane = np.greater(lane_logits, np.float32(logit_threshold)).view(np.uint8)  # 0/1, no copy
     depth = cv2.resize(outputs["depth"].reshape(outputs["depth"].shape[-2:]), (ow, oh),
                        interpolation=cv2.INTER_LINEAR)
     return Prediction(boxes=boxes, scores=scores, classes=classes, lane=lane, depth=depth)

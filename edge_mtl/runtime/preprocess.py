@@ -43,12 +43,34 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
 
 
-def normalize(image: np.ndarray) -> np.ndarray:
-    """BGR uint8 [H, W, 3] at network size -> float32 [3, H, W] RGB, normalised."""
-    rgb = image[..., ::-1].astype(np.float32)
-    return np.ascontiguousarray(((rgb - MEAN) / STD).transpose(2, 0, 1))
+# normalize() as 256-entry tables, one per output channel (R, G, B): entry v holds
+# ``(v - MEAN[c]) / STD[c]`` computed in float32 exactly as the formula would, so a table look-up
+# gives bit-identical output at a fraction of the cost (no float arithmetic per pixel).
+_LUT = ((np.arange(256, dtype=np.float32)[None, :] - MEAN[:, None]) / STD[:, None]).astype(np.float32)
+_LUT_ROWS = tuple(np.ascontiguousarray(row.reshape(1, 256)) for row in _LUT)
 
 
-def preprocess(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Camera frame -> network input [3, H, W] float32."""
-    return normalize(resize_image(image, size))
+def normalize(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """BGR uint8 [H, W, 3] at network size -> float32 [3, H, W] RGB, ``(rgb - MEAN) / STD``.
+
+    Computed as one table look-up per channel written straight into the planar output (``out``,
+    a C-contiguous float32 ``[3, H, W]``, when given), bit-identical to the float formula.
+    """
+    import cv2
+
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"normalize expects a BGR uint8 [H, W, 3] image, got {image.dtype} {image.shape}")
+    h, w = image.shape[:2]
+    if out is None:
+        out = np.empty((3, h, w), np.float32)
+    elif out.shape != (3, h, w) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 [3, {h}, {w}], got {out.dtype} {out.shape}")
+    b, g, r = cv2.split(image)
+    for c, plane in enumerate((r, g, b)):
+        cv2.LUT(plane, _LUT_ROWS[c], dst=out[c])
+    return out
+
+
+def preprocess(image: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
+    """Camera frame -> network input [3, H, W] float32 (into ``out`` when given, see `normalize`)."""
+    return normalize(resize_image(image, size), out)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge_mtl.camera.bench_loop import main as bench_main
-from edge_mtl.camera.loop import _open_window, backend_candidates, run_camera
+from edge_mtl.camera.loop import _open_window, backend_candidates, gpu_runtime_available, run_camera
 from edge_mtl.camera.sources import FrameSource
 
 APP = Path(__file__).resolve().parents[2] / "apps" / "camera.py"
@@ -85,6 +85,16 @@ def test_backend_order_follows_the_files_and_runtimes(tmp_path):
         backend_candidates(tmp_path / "m.onnx", backend="tensorrt")
     with pytest.raises(FileNotFoundError, match="other"):
         backend_candidates(tmp_path / "other.pt")
+
+
+def test_onnxruntime_gpu_means_the_cuda_provider_not_tensorrts(monkeypatch):
+    import onnxruntime as ort
+
+    cpu, cuda, trt = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [trt, cpu])
+    assert not gpu_runtime_available("onnxruntime-gpu")
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [trt, cuda, cpu])
+    assert gpu_runtime_available("onnxruntime-gpu")
 
 
 def test_folder_run_records_a_playable_mp4_and_writes_the_summary(tmp_path, tiny_onnx, folder):
@@ -170,4 +180,5 @@ def test_bench_loop_runs_on_frames_in_memory(tmp_path, tiny_onnx, folder, capsys
                        "--json", str(js)]) == 0
     data = json.loads(js.read_text())
     assert data["frames"] == 3 and data["frame_size"] == [720, 1280] and data["source"]["kind"] == "memory"
+    assert 0.0 <= data["other_cpu_share"] <= 1.0
     assert "pre+post+draw p50" in capsys.readouterr().out

@@ -109,3 +109,18 @@ def test_hud_lines_show_fps_and_stage_ms():
     assert lines[0] == "FPS 30.0  trt"
     assert lines[1] == "capture 1.0  pre 2.2  draw 0.5 ms"
     assert hud_lines(None, {})[0] == "FPS --"
+
+
+def test_depth_colormap_matches_opencv_turbo_on_every_level():
+    """The cached TURBO table gives what ``cv2.applyColorMap`` gives, for all 256 levels."""
+    near, far = 1.0, 80.0
+    level = np.arange(257, dtype=np.float32).reshape(1, 257)
+    depth = (far * np.exp(-(level + 0.5) * math.log(far / near) / 255.0)).astype(np.float32)  # -> metres
+    depth[0, 256] = 0.0  # no depth: black
+    colored = depth_colormap(depth, depth.shape)
+    want_level = np.clip((math.log(far) - np.log(np.maximum(depth, 1e-3))) * (255.0 / math.log(far / near)),
+                         0, 255).astype(np.uint8)
+    want = cv2.applyColorMap(want_level, cv2.COLORMAP_TURBO)
+    want[0, 256] = 0
+    assert len(np.unique(want_level)) == 256  # every table entry is checked
+    np.testing.assert_array_equal(colored, want)
