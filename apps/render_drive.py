@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from edge_mtl.data.drive import drive
 from edge_mtl.types import CLASSES, Sample
+from edge_mtl.video import Recorder
 
 COLORS = [(80, 220, 80), (230, 140, 40), (60, 60, 240)]
 
@@ -49,19 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    writer = None
-    try:
+    with Recorder(out, args.fps) as video:
         for frame in tqdm(drive(args.seed, args.frames, fps=args.fps), total=args.frames, unit="frame"):
-            img = draw_labels(frame.sample) if args.labels else frame.sample.image
-            if writer is None:
-                fourcc = cv2.VideoWriter_fourcc(*("mp4v" if out.suffix == ".mp4" else "MJPG"))
-                writer = cv2.VideoWriter(str(out), fourcc, args.fps, (img.shape[1], img.shape[0]))
-                if not writer.isOpened():
-                    raise SystemExit(f"could not open {out} for writing")
-            writer.write(img)
-    finally:
-        if writer is not None:
-            writer.release()
+            video.write(draw_labels(frame.sample) if args.labels else frame.sample.image)
     print(f"wrote {args.frames} frames to {out}")
     return 0
 

@@ -162,25 +162,17 @@ def _render_val(root: Path, num: int, seed: int, progress: bool) -> bool:
 
 def _write_drive(path: Path, frames: int, seed: int, progress: bool) -> tuple[int, int]:
     """Render the drive into ``path`` (mp4v, written to a temporary name, then moved)."""
-    import cv2
     from tqdm import tqdm
 
     from edge_mtl.data.drive import drive_images
+    from edge_mtl.video import Recorder
 
     tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    writer, size = None, (0, 0)
-    try:
+    with Recorder(tmp, DRIVE_FPS) as video:
         for image in tqdm(drive_images(seed, frames, DRIVE_FPS), total=frames, desc="drive",
                           unit="frame", disable=not progress):
-            if writer is None:
-                size = (image.shape[1], image.shape[0])
-                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), DRIVE_FPS, size)
-                if not writer.isOpened():
-                    raise RuntimeError(f"OpenCV cannot write {tmp} (mp4v)")
-            writer.write(image)
-    finally:
-        if writer is not None:
-            writer.release()
+            video.write(image)
+        size = video.size or (0, 0)
     os.replace(tmp, path)
     return size
 

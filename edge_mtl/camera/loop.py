@@ -44,6 +44,7 @@ import numpy as np
 from edge_mtl.camera.sources import FrameSource
 from edge_mtl.runtime.backend import Backend
 from edge_mtl.runtime.timing import StageTimer, summarize
+from edge_mtl.video import Recorder
 
 if TYPE_CHECKING:
     from edge_mtl.runtime.postprocess import PostprocessConfig
@@ -203,39 +204,6 @@ class Window:
             cv2.waitKey(1)
         except cv2.error:
             pass
-
-
-class Recorder:
-    """An mp4v video written frame by frame; opened at the first frame's size (later frames of
-    another size are resized to it); `close` finalises the file."""
-
-    def __init__(self, path: str | os.PathLike, fps: float):
-        self.path, self.fps = Path(path), fps
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.frames = 0
-        self._writer: Any = None
-        self._size: tuple[int, int] | None = None
-
-    def write(self, image: np.ndarray) -> None:
-        import cv2
-
-        if self._writer is None:
-            self._size = (image.shape[1], image.shape[0])
-            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self._size)
-            if not self._writer.isOpened():
-                self._writer = None
-                w, h = self._size
-                raise RuntimeError(f"cannot open {self.path} for writing (mp4v, {w}x{h})")
-        if (image.shape[1], image.shape[0]) != self._size:
-            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
-        self._writer.write(image)
-        self.frames += 1
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
 
 
 @contextmanager
