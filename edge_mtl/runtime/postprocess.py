@@ -11,7 +11,7 @@ from edge_mtl.types import Prediction
 
 @dataclass(frozen=True)
 class PostprocessConfig:
-    score_threshold: float = 0.3
+    score_threshold: float = 0.4  # display; eval uses its own (0.05)
     iou_threshold: float = 0.6
     max_detections: int = 100
     pre_nms_top_k: int = 1000
