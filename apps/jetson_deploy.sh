@@ -15,7 +15,8 @@ Run ON the Jetson, with the ONNX files copied from the host (`edge-mtl export`, 
 options:
   --out DIR             run folder for the engine, timing cache, JSONs and report (default: runs/jetson)
   --precision P         fp16 | int8 | best (default: int8 when an INT8 ONNX is given, else fp16)
-  --dla-core N          build for DLA core N with GPU fallback (Orin NX / Xavier NX; Orin Nano has none)
+  --dla-core N          build FP16 for DLA core N with GPU fallback (Orin NX / Xavier NX; Orin Nano
+                        has none); DLA cannot run Q/DQ models
   --source SRC          camera source for the headless run (default: csi://0)
   --frames N            frames for the bench and the camera run (default: 300)
   --data DIR            also evaluate the engine on this dataset folder (edge-mtl eval)
@@ -78,7 +79,10 @@ for f in "$FP32_ONNX" ${INT8_ONNX:+"$INT8_ONNX"}; do
 done
 [[ $FRAMES =~ ^[1-9][0-9]*$ ]] || die "--frames must be a positive integer, got $FRAMES"
 [[ -z $DLA_CORE || $DLA_CORE =~ ^[0-9]+$ ]] || die "--dla-core must be 0, 1, ..., got $DLA_CORE"
-PRECISION=${PRECISION:-$([[ -n $INT8_ONNX ]] && echo int8 || echo fp16)}
+# DLA runs implicit INT8 only (no Q/DQ graphs), so a DLA build defaults to FP16 on the FP32 ONNX.
+PRECISION=${PRECISION:-$([[ -n $INT8_ONNX && -z $DLA_CORE ]] && echo int8 || echo fp16)}
+[[ -z $DLA_CORE || $PRECISION == fp16 ]] || die "--dla-core builds FP16 here: DLA cannot run the \
+Q/DQ model; for INT8 on DLA run \`edge-mtl build-engine model.onnx --precision int8 --dla-core N --calib SET\`"
 case "$PRECISION" in
     fp16) ONNX=$FP32_ONNX ;;
     int8 | best)

@@ -77,10 +77,10 @@ def _cmd_check_onnx(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from edge_mtl.quantize.calibset import load_calibration_set
-    from edge_mtl.quantize.qdq import DEFAULT_KEEP, quantize_qdq
+    from edge_mtl.quantize.qdq import quantize_qdq
 
     calib = load_calibration_set(args.calib)
-    keep = DEFAULT_KEEP if args.keep is None else [k for k in args.keep if k != "none"]
+    keep = None if args.keep is None else [k for k in args.keep if k != "none"]
     r = quantize_qdq(args.model, args.out, calib, method=args.method, images=args.images, keep=keep)
     print(f"{r.path}: INT8 Q/DQ, {r.method} calibration on {r.images} images of {calib.name}"
           f"{' (cached ranges)' if r.cache_hit else ''}, {r.quantized_nodes} quantized tensors, "
@@ -90,13 +90,17 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 def _cmd_int8_sensitivity(args: argparse.Namespace) -> int:
     from edge_mtl.quantize.calibset import load_calibration_set
+    from edge_mtl.quantize.qdq import keep_prefixes
     from edge_mtl.quantize.sensitivity import candidate_groups, sweep
 
+    kept = keep_prefixes(args.keep)
     groups = args.group or [g for g in candidate_groups(args.model, depth=args.depth)
-                            if not g.startswith(tuple(args.keep or ()))]
+                            if not (kept and g.startswith(kept))]
     result = sweep(args.model, load_calibration_set(args.calib), args.data, groups=groups,
                    limit=args.limit, method=args.method, images=args.images, keep=args.keep)
-    best = sorted(result["rows"][1:], key=lambda r: max(r["loss"].values()))
+    if not any(r["loss"] for r in result["rows"]):
+        raise ValueError(f"{args.data}: no labelled task to compare, so no headline metric")
+    best = sorted(result["rows"][1:], key=lambda r: max(r["loss"].values(), default=0.0))
     print("groups whose float precision helps most (headline loss vs FP32 with it in float):")
     for r in best[:8]:
         print(f"  {r['group']:32s} " + ", ".join(f"{t} {100 * v:+.2f} %" for t, v in r["loss"].items()))
@@ -118,8 +122,13 @@ def _cmd_build_engine(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from edge_mtl.bench import benchmark
+    from edge_mtl.runtime.backend import backend_for
 
     options = {k: v for k, v in (("threads", args.ort_threads), ("spin", args.ort_spin)) if v}
+    chosen = args.backend if args.backend != "auto" else backend_for(args.model)
+    if options and chosen != "onnxruntime":
+        raise ValueError(f"--ort-threads/--ort-spin apply to the onnxruntime backend, not {chosen} "
+                         f"({args.model})")
     result = benchmark(args.model, args.backend, args.device, frames=args.frames,
                        warmup=args.warmup, source=args.images, **options)
     _emit_json(result, args.json)
@@ -324,7 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
+    except KeyboardInterrupt:
+        print(f"edge-mtl {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError, ImportError) as e:  # OSError: FileNotFoundError...
         print(f"edge-mtl {args.command}: error: {e}", file=sys.stderr)
         return 2
 

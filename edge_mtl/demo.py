@@ -168,12 +168,15 @@ def _write_drive(path: Path, frames: int, seed: int, progress: bool) -> tuple[in
     from edge_mtl.video import Recorder
 
     tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    with Recorder(tmp, DRIVE_FPS) as video:
-        for image in tqdm(drive_images(seed, frames, DRIVE_FPS), total=frames, desc="drive",
-                          unit="frame", disable=not progress):
-            video.write(image)
-        size = video.size or (0, 0)
-    os.replace(tmp, path)
+    try:
+        with Recorder(tmp, DRIVE_FPS) as video:
+            for image in tqdm(drive_images(seed, frames, DRIVE_FPS), total=frames, desc="drive",
+                              unit="frame", disable=not progress):
+                video.write(image)
+            size = video.size or (0, 0)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return size
 
 
@@ -245,10 +248,8 @@ def run_demo(out: str | os.PathLike = DEFAULT_OUT, checkpoint: str | os.PathLike
 
     with rec.step("calibrate", f"calibrate INT8 ({calib_images} images, {calib_method})") as st:
         calib_set = load_calibration_set(calib, progress=progress)
-        tmp = out / "model.int8.tmp.onnx"
-        q = quantize_qdq(fp32, tmp, calib_set, method=calib_method, images=calib_images,
-                         progress=progress)
-        os.replace(tmp, int8)
+        q = quantize_qdq(fp32, int8, calib_set, method=calib_method, images=calib_images,
+                         progress=progress)  # written atomically
         log(f"{int8}: {q.method} calibration on {q.images} images of {calib_set.name} "
             f"({calib_set.manifest}), {q.quantized_nodes} quantized tensors, "
             f"{len(q.kept_nodes)} nodes kept in float")

@@ -349,9 +349,13 @@ def run_camera(source: str | int | os.PathLike | FrameSource, model: str | os.Pa
     if tune_malloc:
         tune_allocator()
     timer, run, stop = StageTimer(), _Run(), threading.Event()
+    failure: Exception | None = None
     with ExitStack() as stack:
         runner = stack.enter_context(open_model(model or DEFAULT_MODEL, backend, device, log=log,
                                                 options=backend_options))
+        # Warm up before the source opens: a live source's frames captured meanwhile would
+        # count as dropped.
+        runner.infer(np.zeros((1, 3, *runner.info.input_size), np.float32))
         src = stack.enter_context(open_source(source, width=width, height=height, fps=fps,
                                               flip_method=flip_method, **source_options))
         log(f"camera: source {src.description} ({src.kind}{', live' if src.live else ''})")
@@ -362,11 +366,12 @@ def run_camera(source: str | int | os.PathLike | FrameSource, model: str | os.Pa
         if window is not None:
             stack.callback(window.close)
         stack.enter_context(stop_on_sigterm(stop))
-        runner.infer(np.zeros((1, 3, *runner.info.input_size), np.float32))  # warm-up, not timed
         try:
             _loop(src, runner, timer, run, stop, max_frames, recorder, window, postprocess_cfg)
         except KeyboardInterrupt:
             run.reason = "interrupted"
+        except RuntimeError as e:  # the source failed: keep the summary of what ran, then raise
+            run.reason, failure = f"source failed: {e}", e
         elapsed = time.perf_counter() - run.started if run.started else 0.0
         if recorder is not None:
             recorder.close()
@@ -374,6 +379,8 @@ def run_camera(source: str | int | os.PathLike | FrameSource, model: str | os.Pa
     _report(summary, log)
     if bench_json:
         write_summary(summary, bench_json)
+    if failure is not None:
+        raise failure
     return summary
 
 

@@ -294,7 +294,8 @@ class LiveSource(FrameSource):
     When the capture fails (``read`` returns False or raises) it is released and reopened after
     ``backoff``, ``2 backoff``, ``4 backoff``… seconds (at most ``backoff_max``); after
     ``max_attempts`` tries in a row without a frame, `read` raises RuntimeError. `read` also
-    raises when no frame arrives within ``read_timeout`` seconds. The first open happens in the
+    raises when no frame arrives within ``read_timeout`` seconds while the source is open (the
+    back-off between reopen attempts does not count). The first open happens in the
     constructor, so a wrong source fails at once.
     """
 
@@ -316,6 +317,7 @@ class LiveSource(FrameSource):
         self._error: BaseException | None = None
         self.captured = 0
         self.reopens = 0
+        self._reconnecting = False  # the capture thread is between a failure and a new frame
         self._thread = threading.Thread(target=self._capture_loop, name=f"capture {spec.value}", daemon=True)
         self._thread.start()
 
@@ -332,7 +334,7 @@ class LiveSource(FrameSource):
             while not self._stop.is_set():
                 image = self._grab() if self._cap is not None else None
                 if image is not None:
-                    failures = 0
+                    failures, self._reconnecting = 0, False
                     with self._cond:
                         if self._latest is not None:
                             self.dropped += 1
@@ -341,6 +343,7 @@ class LiveSource(FrameSource):
                         self._cond.notify_all()
                     continue
                 # No frame: release, wait (exponential back-off), reopen; bounded attempts.
+                self._reconnecting = True
                 self._release()
                 if failures >= self.max_attempts:
                     why = f"last error: {last}" if last else "it opened but gave no frame"
@@ -371,9 +374,15 @@ class LiveSource(FrameSource):
             cap.release()
 
     def _read(self) -> tuple[np.ndarray, int] | None:
+        def ready() -> bool:
+            return self._latest is not None or self._error is not None or self._stop.is_set()
+
         with self._cond:
-            self._cond.wait_for(lambda: self._latest is not None or self._error is not None
-                                or self._stop.is_set(), timeout=self.read_timeout)
+            # Wait read_timeout; keep waiting while the thread reconnects, since it ends that
+            # with a frame or with its own error (after max_attempts), never silently.
+            while (not self._cond.wait_for(ready, timeout=self.read_timeout)
+                   and self._reconnecting and self._thread.is_alive()):
+                pass
             if self._stop.is_set():
                 return None
             if self._latest is not None:

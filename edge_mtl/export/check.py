@@ -94,10 +94,11 @@ def _check_qdq(node, constants: dict, producers: dict, consumers: dict) -> list[
         weight = constants.get(node.input[0])
         if weight is None and node.input[0] in producers:  # Q(w) -> DQ: the float weight
             weight = constants.get(producers[node.input[0]].input[0])
-        if weight is not None and not (-weight.ndim <= axis < weight.ndim
-                                       and weight.shape[axis] == scale.size):
-            err("qdq-axis", f"{scale.size} per-channel scales along axis {axis} of weight "
-                f"{node.input[0]!r} with shape {list(weight.shape)}")
+        if weight is not None:
+            if not (-weight.ndim <= axis < weight.ndim and weight.shape[axis] == scale.size):
+                err("qdq-axis", f"{scale.size} per-channel scales along axis {axis} of weight "
+                    f"{node.input[0]!r} with shape {list(weight.shape)}")
+            axis %= weight.ndim  # ONNX allows negative axes
         for reader in consumers.get(node.output[0], []):
             want = WEIGHT_AXIS.get(reader.op_type)
             if want is not None and list(reader.input[1:2]) == [node.output[0]] and axis != want:

@@ -18,7 +18,7 @@ from edge_mtl.runtime.preprocess import MEAN, STD
 from edge_mtl.types import CLASSES, OUTPUT_NAMES
 
 PARITY_ATOL = 1e-4
-# Boxes are in input pixels (up to 640) and depth in metres (up to 80), where float32's own
+# Boxes are in input pixels (up to 640) and depth in metres (up to 120), where float32's own
 # spacing is ~6e-5 and ~8e-6: the parity bound is atol + rtol * |reference| (numpy.allclose's
 # rule), with rtol a few float32 ulps so that summation order alone never fails an export.
 PARITY_RTOL = 1e-6

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edge_mtl.files import sha256
+from edge_mtl.files import sha256, write_atomic
 from edge_mtl.quantize.calibset import CALIBRATION_DIR, CalibrationSet
 
 if TYPE_CHECKING:
@@ -86,12 +86,13 @@ RANGES_DIR = CALIBRATION_DIR / "cache" / "ranges"
 
 
 def ranges_cache_path(folder: Path, model_sha256: str, calib: CalibrationSet, images: int,
-                      method: str) -> Path:
-    """Where the activation ranges of (model, first ``images`` of ``calib``, method) are kept.
+                      method: str, recipe: str = "") -> Path:
+    """Where the activation ranges of (model, first ``images`` of ``calib``, method, recipe:
+    the calibration options and onnxruntime version) are kept.
 
     The ranges cover every tensor, so one calibration serves any ``--keep`` choice.
     """
-    key = hashlib.sha256("\n".join([model_sha256, method, *calib.hashes[:images]]).encode())
+    key = hashlib.sha256("\n".join([model_sha256, method, recipe, *calib.hashes[:images]]).encode())
     return Path(folder) / f"{calib.name}-{method}-{images}-{key.hexdigest()[:16]}.json"
 
 
@@ -144,15 +145,18 @@ def _chunk(total: int, most: int = 16) -> int:
 
 def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, calib: CalibrationSet,
                  method: str = DEFAULT_METHOD, images: int | None = None,
-                 keep: Sequence[str] | None = DEFAULT_KEEP,
+                 keep: Sequence[str] | None = None,
                  progress: bool = True, cache_dir: str | os.PathLike | None = "default"
                  ) -> QuantizeResult:
     """Calibrate ``model`` on ``calib`` and write the Q/DQ INT8 model to ``out``.
 
-    The activation ranges are kept in ``cache_dir`` ("default": ``RANGES_DIR``; None: not kept),
-    and a later call for the same model, images and method skips calibration.
+    ``keep``: layer groups left in float; None: the default recipe (``DEFAULT_KEEP``); ``()``:
+    quantize every layer. The activation ranges are kept in ``cache_dir`` ("default":
+    ``RANGES_DIR``; None: not kept), and a later call for the same model, images, method and
+    onnxruntime skips calibration.
     """
     import onnx
+    from onnxruntime import __version__ as ort_version
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -165,7 +169,7 @@ def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, calib: Calibr
     meta = parse_metadata(props, str(model))
     if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in src.graph.node):
         raise ValueError(f"{model}: already quantized (holds Q/DQ nodes); calibrate the FP32 export")
-    prefixes = keep_prefixes(keep)
+    prefixes = keep_prefixes(DEFAULT_KEEP if keep is None else keep)
     kept = [n.name for n in src.graph.node if n.op_type in QUANTIZED_OPS and n.name.startswith(prefixes)]
     if prefixes and not kept:
         raise ValueError(f"--keep {keep}: matches no quantizable node of {model}")
@@ -181,7 +185,17 @@ def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, calib: Calibr
     out.parent.mkdir(parents=True, exist_ok=True)
     if cache_dir == "default":
         cache_dir = RANGES_DIR
-    cache_path = (ranges_cache_path(Path(cache_dir), sha256(model), calib, total, method)
+    extra_options = {
+        "OpTypesToExcludeOutputQuantization": list(QUANTIZED_OPS),
+        "ActivationSymmetric": True, "WeightSymmetric": True,
+        "CalibTensorRangeSymmetric": True,
+        # Biases stay float: TensorRT's parser dequantizes int8 only.
+        "QuantizeBias": False,
+        # Calibrate in chunks (the option applies to every method, not only MinMax).
+        "CalibStridedMinMax": _chunk(total),
+    }
+    recipe = f"onnxruntime {ort_version} {QUANTIZED_OPS} {sorted(extra_options.items())}"
+    cache_path = (ranges_cache_path(Path(cache_dir), sha256(model), calib, total, method, recipe)
                   if cache_dir is not None else None)
     cache_hit = cache_path is not None and cache_path.is_file()
     cache_kwargs = {}
@@ -203,22 +217,14 @@ def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, calib: Calibr
                 weight_type=QuantType.QInt8, per_channel=True, reduce_range=False,
                 calibrate_method=methods[method], op_types_to_quantize=list(QUANTIZED_OPS),
                 nodes_to_quantize=chosen, nodes_to_exclude=kept, **cache_kwargs,
-                extra_options={
-                    "OpTypesToExcludeOutputQuantization": list(QUANTIZED_OPS),
-                    "ActivationSymmetric": True, "WeightSymmetric": True,
-                    "CalibTensorRangeSymmetric": True,
-                    # Biases stay float: TensorRT's parser dequantizes int8 only.
-                    "QuantizeBias": False,
-                    # Calibrate in chunks (the option applies to every method, not only MinMax).
-                    "CalibStridedMinMax": _chunk(total),
-                },
+                extra_options=extra_options,
             )
         qmodel = onnx.load(str(Path(tmp) / "int8.onnx"))
     del qmodel.metadata_props[:]
     onnx.helper.set_model_props(qmodel, props | {"edge_mtl.int8": f"qdq {method} {total} images "
                                                  f"of {calib.name}; kept float: {len(kept)} nodes"})
     onnx.checker.check_model(qmodel)
-    onnx.save(qmodel, str(out))
+    write_atomic(out, qmodel.SerializeToString())
     quantized = sum(n.op_type == "QuantizeLinear" for n in qmodel.graph.node)
     return QuantizeResult(path=out, method=method, images=total, quantized_nodes=quantized,
                           kept_nodes=kept, ranges_cache=cache_path, cache_hit=cache_hit)

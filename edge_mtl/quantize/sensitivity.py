@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_mtl.quantize.calibset import CalibrationSet
-from edge_mtl.quantize.qdq import WEIGHTED_OPS, quantize_qdq
+from edge_mtl.quantize.qdq import DEFAULT_METHOD, WEIGHTED_OPS, quantize_qdq
 
 # Headline metric per task and whether higher is better.
 HEADLINES: dict[str, tuple[str, str, bool]] = {
@@ -53,12 +53,12 @@ def headline_losses(metrics: dict, reference: dict) -> dict[str, float]:
 
 
 def sweep(model: str | os.PathLike, calib: CalibrationSet, data: str | os.PathLike,
-          groups: list[str] | None = None, limit: int | None = 100, method: str = "entropy",
+          groups: list[str] | None = None, limit: int | None = 100, method: str = DEFAULT_METHOD,
           images: int | None = None, keep: list[str] | None = None,
           cache_dir: str | os.PathLike | None = "default",
           log: Callable[[str], object] = print) -> dict[str, Any]:
-    """FP32, all-INT8 and one row per group left in float (on top of ``keep``), on ``limit``
-    frames of ``data``; each row carries the metrics and the headline losses versus FP32."""
+    """FP32, INT8 and one row per group left in float (on top of ``keep``; None: nothing), on
+    ``limit`` frames of ``data``; each row carries the metrics and the headline losses vs FP32."""
     from edge_mtl.evaluate import evaluate
 
     groups = candidate_groups(model) if groups is None else groups
@@ -74,7 +74,7 @@ def sweep(model: str | os.PathLike, calib: CalibrationSet, data: str | os.PathLi
         for i, group in enumerate([None, *groups]):
             label = "int8" if group is None else f"int8, {group} in float"
             q = quantize_qdq(model, Path(tmp) / f"{i}.onnx", calib, method=method, images=images,
-                             keep=base_keep + ([group] if group else []), progress=i == 0,
+                             keep=[*base_keep, *([group] if group else [])], progress=i == 0,
                              cache_dir=cache_dir)
             row = run(label, q.path) | {"group": group, "kept_nodes": len(q.kept_nodes)}
             row["loss"] = headline_losses(row["metrics"], fp32["metrics"])

@@ -149,10 +149,12 @@ def test_a_failing_source_still_finalises_the_recording(tmp_path, tiny_onnx):
     def fail():
         raise RuntimeError("source 'rtsp://cam' stopped delivering frames")
 
-    src, out = ScriptedSource(4, fail), tmp_path / "fail.mp4"
+    src, out, js = ScriptedSource(4, fail), tmp_path / "fail.mp4", tmp_path / "fail.json"
     with pytest.raises(RuntimeError, match="rtsp://cam"):
-        run_camera(src, tiny_onnx, headless=True, record=out, log=quiet)
+        run_camera(src, tiny_onnx, headless=True, record=out, bench_json=js, log=quiet)
     assert count_frames(out)[0] == 3 and src.closed
+    summary = json.loads(js.read_text())  # what ran before the failure is kept
+    assert summary["frames"] == 3 and summary["stop_reason"].startswith("source failed: source 'rtsp")
 
 
 def test_no_display_runs_headless(monkeypatch):

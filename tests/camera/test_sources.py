@@ -243,3 +243,22 @@ def test_close_stops_the_capture_thread():
     src.close()
     assert not any(t.name == "capture 0" and t.is_alive() for t in threading.enumerate())
     assert src.read() is None
+
+
+def test_read_waits_out_the_back_off_and_reports_the_real_error():
+    """read_timeout shorter than the whole back-off: the reopen error, not a timeout, surfaces."""
+    caps = [FakeCapture(frames=1)]
+
+    def opener(spec):
+        if caps:
+            return caps.pop()
+        raise RuntimeError("device gone")
+
+    src = LiveSource(parse_source("/dev/video9"), opener, max_attempts=3, backoff=0.05,
+                     read_timeout=0.06, log=lambda m: None)
+    try:
+        assert src.read() is not None
+        with pytest.raises(RuntimeError, match=r"3 attempts.*device gone"):
+            src.read()
+    finally:
+        src.close()

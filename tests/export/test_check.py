@@ -105,6 +105,11 @@ def test_bad_input(tmp_path):
         check_onnx(bad, "tensorrt-7")
 
 
+def test_negative_weight_axis_is_the_same_axis(tmp_path):
+    nodes, inits = _qdq_conv(w_axis=-4)  # axis 0 of a 4-D Conv weight
+    assert _rules(check_onnx(_save(tmp_path, nodes, inits), "tensorrt-10")) == set()
+
+
 def test_dla_refuses_explicit_int8(tmp_path):
     nodes, inits = _qdq_conv()
     path = _save(tmp_path, nodes, inits)
