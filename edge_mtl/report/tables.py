@@ -203,30 +203,42 @@ def speed_runs(c: Collected) -> list[dict[str, Any]]:
 
 
 def speed_table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (backend, precision): model-only p50, bench end-to-end FPS and camera loop FPS (the
-    first measurement of each, in folder and file order; `latency` lists them all), with where they
-    were measured; expected rows without a measurement stay empty."""
-    table: dict[tuple[Any, Any], dict[str, Any]] = {}
+    """Per (backend, precision, device): model-only p50, bench end-to-end FPS and camera loop FPS
+    (the first measurement of each, in folder and file order; `latency` lists them all), with
+    the hosts whose numbers are shown; expected rows without a measurement stay empty."""
+    table: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
     for label, backend, precision in EXPECTED:
-        table[(backend, precision)] = _speed_row(label, backend, precision)
+        table[(backend, precision, None)] = _speed_row(label, backend, precision)
     for run in runs:
-        key = (run["backend"], run["precision"])
-        row = table.setdefault(key, _speed_row(run["label"], *key))
+        key = (run["backend"], run["precision"], run["device"])
+        if key not in table:
+            placeholder = (run["backend"], run["precision"], None)
+            row = (table.pop(placeholder) if placeholder in table and not table[placeholder]["measured"]
+                   else _speed_row(run["label"], run["backend"], run["precision"]))
+            row["device"] = run["device"]
+            table[key] = row
+        row = table[key]
         row["measured"] = True
-        if run["model_only"] and row["model_only_p50_ms"] is None:
-            row["model_only_p50_ms"] = run["model_only"]["p50"]
-        if run["fps"]["e2e"] is not None and row["bench_fps"] is None:
-            row["bench_fps"] = run["fps"]["e2e"]
-        if run["fps"]["loop_p50"] is not None and row["camera_fps_p50"] is None:
-            row["camera_fps_p50"] = run["fps"]["loop_p50"]
-        if run["measured_on"] not in row["measured_on"]:
+        shown = False
+        for field_name, value in (("model_only_p50_ms", (run["model_only"] or {}).get("p50")),
+                                  ("bench_fps", run["fps"]["e2e"]),
+                                  ("camera_fps_p50", run["fps"]["loop_p50"])):
+            if value is not None and row[field_name] is None:
+                row[field_name], shown = value, True
+        if shown and run["measured_on"] not in row["measured_on"]:
             row["measured_on"].append(run["measured_on"])
-    return sorted(table.values(), key=lambda row: _order(row["backend"], row["precision"]))
+    rows = sorted(table.values(), key=lambda row: _order(row["backend"], row["precision"]))
+    for row in rows:  # the same backend and precision on two devices: say which row is which
+        twins = [r for r in rows if (r["backend"], r["precision"]) == (row["backend"], row["precision"])]
+        if len(twins) > 1 and row["device"]:
+            row["label"] = f"{row['label']} · {row['device']}"
+    return rows
 
 
 def _speed_row(label: str, backend: str | None, precision: str | None) -> dict[str, Any]:
-    return {"label": label, "backend": backend, "precision": precision, "measured": False,
-            "model_only_p50_ms": None, "bench_fps": None, "camera_fps_p50": None, "measured_on": []}
+    return {"label": label, "backend": backend, "precision": precision, "device": None,
+            "measured": False, "model_only_p50_ms": None, "bench_fps": None, "camera_fps_p50": None,
+            "measured_on": []}
 
 
 def accuracy_vs_fps(accuracy: dict[str, Any], speed: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -242,6 +254,6 @@ def accuracy_vs_fps(accuracy: dict[str, Any], speed: list[dict[str, Any]]) -> li
             fps, which = ((s["camera_fps_p50"], "camera loop p50") if s["camera_fps_p50"] is not None
                           else (s["bench_fps"], "bench end-to-end"))
             if fps is not None:
-                points.append({"label": row["label"], "fps": fps, "fps_from": which,
+                points.append({"label": s["label"], "fps": fps, "fps_from": which,
                                "measured_on": s["measured_on"], "metrics": row["metrics"]})
     return points

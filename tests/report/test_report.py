@@ -219,3 +219,16 @@ def test_cli_report_prints_written_paths(run_dir: Path, capsys):
     printed = capsys.readouterr().out.split()
     assert str(run_dir / "report.md") in printed and str(run_dir / "report.json") in printed
     assert all(Path(p).is_file() for p in printed)
+
+
+def test_speed_rows_keep_devices_apart(tmp_path):
+    run = tmp_path / "run"
+    write(run, "bench_cpu.json", bench_json())
+    gpu = bench_json() | {"device": "cuda", "model_only_ms": stat(3.0),
+                          "host": HOST | {"machine": "aarch64"}}
+    write(run, "bench_gpu.json", gpu)
+    rows = [r for r in build_report([run], tmp_path / "out")["speed"]
+            if (r["backend"], r["precision"]) == ("onnxruntime", "fp32")]
+    assert sorted((r["device"], r["model_only_p50_ms"]) for r in rows) == [("cpu", 20.0), ("cuda", 3.0)]
+    for r in rows:
+        assert len(r["measured_on"]) == 1 and r["label"].endswith(r["device"])
