@@ -21,6 +21,7 @@ class ModelConfig:
     fpn_channels: int = 64
     head_channels: int = 64
     seg_channels: int = 32
+    lane_stride: int = 2  # 2: thin far markings resolved; 4: ~2.5 ms less on 2 CPU cores
     min_depth: float = 0.5
     max_depth: float = 120.0
     pretrained: str | None = None  # local path to ImageNet backbone weights; never downloaded
@@ -30,6 +31,8 @@ class ModelConfig:
             value = getattr(self, name)
             if value <= 0 or value % 32:
                 raise ValueError(f"model.{name}={value} must be a positive multiple of 32")
+        if self.lane_stride not in (2, 4):
+            raise ValueError(f"model.lane_stride={self.lane_stride} must be 2 or 4")
 
 
 @dataclass

@@ -68,3 +68,26 @@ def test_pretrained_weights_load_from_a_local_file(tmp_path):
         MobileNetBackbone("mobilenet_v3_small", pretrained=str(tmp_path / "missing.pth"))
     with pytest.raises(ValueError, match="unknown backbone"):
         MobileNetBackbone("resnet50")
+
+
+def test_lane_stride_4_drops_the_stride_2_path_and_still_trains():
+    from edge_mtl.config import LossConfig
+    from edge_mtl.losses import lane_loss
+    from edge_mtl.types import Batch
+
+    model = build_model(tiny_model_config(lane_stride=4))
+    assert model.lane_head.lateral is None
+    out = model(torch.randn(2, 3, H, W))
+    assert out["lane_logits"].shape == (2, 1, H // 4, W // 4)
+    target = (torch.rand(2, H, W) > 0.9).float()
+    flags = {"det": torch.zeros(2, dtype=torch.bool), "lane": torch.ones(2, dtype=torch.bool),
+             "depth": torch.zeros(2, dtype=torch.bool)}
+    batch = Batch(image=torch.zeros(2, 3, H, W), boxes=torch.zeros(2, 0, 4),
+                  classes=torch.zeros(2, 0, dtype=torch.long), box_valid=torch.zeros(2, 0, dtype=torch.bool),
+                  lane=target, depth=torch.zeros(2, 1, H, W),
+                  depth_valid=torch.zeros(2, 1, H, W, dtype=torch.bool), has_label=flags)
+    loss = lane_loss(out["lane_logits"], batch, LossConfig())  # targets stay at input size
+    loss.backward()
+    assert torch.isfinite(loss) and model.lane_head.out.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="lane_stride=3"):
+        ModelConfig(lane_stride=3)

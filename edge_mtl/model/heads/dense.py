@@ -24,17 +24,20 @@ class DenseDecoder(nn.Module):
 
 
 class LaneHead(nn.Module):
-    """Lane-marking logits at stride 2 (thin far markings need the resolution)."""
+    """Lane-marking logits at stride 2 (thin far markings resolved, fused with the stride-2
+    backbone map) or at stride 4 (on the shared decoder only: cheaper)."""
 
-    def __init__(self, channels: int, c2_channels: int):
+    def __init__(self, channels: int, c2_channels: int, stride: int = 2):
         super().__init__()
-        self.lateral = conv_bn_relu(c2_channels, channels)
+        self.stride = stride
+        self.lateral = conv_bn_relu(c2_channels, channels) if stride == 2 else None
         self.block = dw_block(channels, channels)
         self.out = nn.Conv2d(channels, 1, 1)
         nn.init.constant_(self.out.bias, -2.0)
 
     def forward(self, f4: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
-        return self.out(self.block(upsample2(f4) + self.lateral(c2)))
+        x = f4 if self.lateral is None else upsample2(f4) + self.lateral(c2)
+        return self.out(self.block(x))
 
 
 class DepthHead(nn.Module):
