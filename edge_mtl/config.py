@@ -69,6 +69,7 @@ class TrainConfig:
     ckpt_every: int = 250
     grad_clip: float = 10.0
     bn_batches: int = 50  # precise-BN batches after training (0 = keep the running averages)
+    init: str | None = None  # start from these weights (fine-tuning); new or reshaped layers fresh
 
 
 @dataclass

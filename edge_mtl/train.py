@@ -81,6 +81,18 @@ def lr_factor(step: int, total: int, warmup: int, floor: float = 0.05) -> float:
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def init_from(model: torch.nn.Module, checkpoint: str) -> list[str]:
+    """Load every tensor of ``checkpoint`` whose name and shape match ``model``; returns the
+    names of the model's tensors left at their fresh initialisation."""
+    weights = read_checkpoint(checkpoint)["model"]
+    own = model.state_dict()
+    matched = {k: v.to(own[k].dtype) for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    if not matched:
+        raise ValueError(f"{checkpoint}: no tensor matches this model (another architecture?)")
+    model.load_state_dict(matched, strict=False)
+    return [k for k in own if k not in matched]
+
+
 def train(cfg: Config, resume: str | None = None, progress: bool = True) -> Path:
     """Train per ``cfg``; returns the path of the final checkpoint (``out/last.pt``)."""
     from tqdm import tqdm
@@ -112,6 +124,10 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True) -> Path
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, tc.steps, tc.warmup_lr_steps))
     step, epochs = 0, [0]
+    if tc.init and not resume:
+        fresh = init_from(model, tc.init)
+        if rank == 0 and fresh:
+            print(f"init from {tc.init}; fresh: {', '.join(fresh)}")
     if resume:
         state = read_checkpoint(resume)
         model.load_state_dict(state["model"])

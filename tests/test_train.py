@@ -119,3 +119,20 @@ def test_recalibrate_bn_sets_running_stats_to_the_data(tiny_dataset):
         conv_out = model.backbone.features[0][0](images)
     expected = conv_out.mean((0, 2, 3))
     assert torch.allclose(first_bn.running_mean, expected, atol=1e-4)
+
+
+def test_init_from_keeps_matching_weights_and_refreshes_the_rest(tiny_checkpoint):
+    from edge_mtl.checkpoint import load_model
+    from edge_mtl.model.tritask import build_model
+    from edge_mtl.train import init_from
+    from tests.helpers import tiny_model_config
+
+    _, source = load_model(tiny_checkpoint)
+    model = build_model(tiny_model_config(lane_stride=4))
+    fresh = init_from(model, tiny_checkpoint)
+    assert fresh == []  # stride 4 only drops the lateral layer: every remaining tensor matches
+    src = source.state_dict()
+    assert all(torch.equal(v, src[k].to(v.dtype)) for k, v in model.state_dict().items())
+    other = build_model(tiny_model_config(seg_channels=4))
+    fresh = init_from(other, tiny_checkpoint)
+    assert fresh and all(k.startswith(("decoder.", "lane_head.", "depth_head.")) for k in fresh)
