@@ -16,11 +16,7 @@ from typing import Any
 
 from edge_mtl.quantize.calibset import CalibrationSet
 from edge_mtl.quantize.qdq import DEFAULT_METHOD, WEIGHTED_OPS, quantize_qdq
-
-# Headline metric per task and whether higher is better.
-HEADLINES: dict[str, tuple[str, str, bool]] = {
-    "det": ("det", "map50", True), "lane": ("lane", "iou", True), "depth": ("depth", "abs_rel", False),
-}
+from edge_mtl.report.tables import METRICS, relative_loss
 
 
 def candidate_groups(model: str | os.PathLike, depth: int = 3) -> list[str]:
@@ -37,19 +33,18 @@ def candidate_groups(model: str | os.PathLike, depth: int = 3) -> list[str]:
     return groups
 
 
-def relative_loss(value: float, reference: float, higher_is_better: bool) -> float:
-    """How much worse ``value`` is than ``reference``, as a fraction (negative: better)."""
-    if reference == 0:  # an untrained model's mAP: any change is infinitely relative
-        change = 0.0 if value == 0 else math.copysign(math.inf, value)
-    else:
-        change = (value - reference) / abs(reference)
-    return -change if higher_is_better else change
-
-
 def headline_losses(metrics: dict, reference: dict) -> dict[str, float]:
-    """Relative loss of each task's headline metric against ``reference`` metrics."""
-    return {task: relative_loss(metrics[t][k], reference[t][k], up)
-            for task, (t, k, up) in HEADLINES.items() if t in metrics and t in reference}
+    """Relative loss of each task's headline metric (`report.tables.METRICS`) against
+    ``reference`` metrics; positive = worse."""
+    losses = {}
+    for m in METRICS:
+        if m.headline and m.task in metrics and m.task in reference:
+            value, ref = metrics[m.task][m.key], reference[m.task][m.key]
+            loss = relative_loss(m, value, ref)
+            if loss is None:  # reference 0 (an untrained model's mAP): any change is infinite
+                loss = 0.0 if value == 0 else math.copysign(math.inf, -value if m.higher_is_better else value)
+            losses[m.task] = loss
+    return losses
 
 
 def sweep(model: str | os.PathLike, calib: CalibrationSet, data: str | os.PathLike,

@@ -3,13 +3,15 @@ from __future__ import annotations
 import pytest
 
 from edge_mtl.quantize.calibset import load_calibration_set
-from edge_mtl.quantize.sensitivity import candidate_groups, headline_losses, relative_loss, sweep
+from edge_mtl.quantize.sensitivity import candidate_groups, headline_losses, sweep
+from edge_mtl.report.tables import METRICS, relative_loss
 
 
 def test_relative_loss_knows_which_way_is_better():
-    assert relative_loss(0.9, 1.0, higher_is_better=True) == pytest.approx(0.1)
-    assert relative_loss(0.11, 0.10, higher_is_better=False) == pytest.approx(0.1)
-    assert relative_loss(0.09, 0.10, higher_is_better=False) == pytest.approx(-0.1)
+    map50, abs_rel = (next(m for m in METRICS if m.key == k) for k in ("map50", "abs_rel"))
+    assert relative_loss(map50, 0.9, 1.0) == pytest.approx(0.1)
+    assert relative_loss(abs_rel, 0.11, 0.10) == pytest.approx(0.1)
+    assert relative_loss(abs_rel, 0.09, 0.10) == pytest.approx(-0.1)
     fp32 = {"det": {"map50": 0.8}, "lane": {"iou": 0.5}, "depth": {"abs_rel": 0.1}}
     int8 = {"det": {"map50": 0.4}, "lane": {"iou": 0.5}, "depth": {"abs_rel": 0.2}}
     assert headline_losses(int8, fp32) == pytest.approx({"det": 0.5, "lane": 0.0, "depth": 1.0})
