@@ -45,10 +45,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _emit_json(result: dict, path: str | None) -> None:
+    from edge_mtl.files import write_atomic
+
     text = json.dumps(result, indent=2)
     if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text + "\n")
+        write_atomic(path, text + "\n")
     print(text)
 
 

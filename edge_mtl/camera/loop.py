@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_mtl.camera.sources import FrameSource
+from edge_mtl.files import write_atomic
 from edge_mtl.runtime.backend import Backend
 from edge_mtl.runtime.timing import StageTimer, summarize
 from edge_mtl.video import Recorder
@@ -385,10 +386,8 @@ def run_camera(source: str | int | os.PathLike | FrameSource, model: str | os.Pa
 
 
 def write_summary(summary: dict[str, Any], path: str | os.PathLike) -> None:
-    """The summary as indented JSON at ``path`` (folders created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary, indent=2) + "\n")
+    """The summary as indented JSON at ``path`` (folders created, written atomically)."""
+    write_atomic(path, json.dumps(summary, indent=2) + "\n")
 
 
 def _report(s: dict[str, Any], log: Callable[[str], object]) -> None:

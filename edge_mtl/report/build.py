@@ -80,10 +80,7 @@ def build_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     md_path, json_path = out / FILES["markdown"], out / FILES["json"]
     report["files"] = {"markdown": str(md_path), "json": str(json_path),
                        **{k: str(out / v) for k, v in written.items()}}
-    _write(md_path, markdown.render(report))
-    _write(json_path, json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    write_atomic(md_path, markdown.render(report))
+    write_atomic(json_path, json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     return report
 
-
-def _write(path: Path, text: str) -> None:
-    write_atomic(path, text)
