@@ -233,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--keep", action="append", metavar="GROUP|/PREFIX",
                    help="keep layers in float: stem, backbone, neck, det_head, decoder, lane_head, "
                         "depth_head, heads, or a node-name prefix; repeatable; 'none' quantizes "
-                        "every layer (default: /backbone/features.1/ and depth_head, the groups "
+                        "every layer (default: /backbone/features.1/, /backbone/features.7/, decoder "
+                        "and depth_head, the groups "
                         "`edge-mtl int8-sensitivity` found)")
     q.set_defaults(func=_cmd_calibrate)
 

@@ -21,7 +21,7 @@ class ModelConfig:
     fpn_channels: int = 64
     head_channels: int = 64
     seg_channels: int = 32
-    lane_stride: int = 2  # 2: thin far markings resolved; 4: ~2.5 ms less on 2 CPU cores
+    lane_stride: int = 4  # where the lane head computes (output is stride 2 either way); see LaneHead
     min_depth: float = 0.5
     max_depth: float = 120.0
     pretrained: str | None = None  # local path to ImageNet backbone weights; never downloaded

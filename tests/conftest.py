@@ -38,7 +38,8 @@ def _seed():
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> str:
-    """A randomly initialised tiny model saved as a checkpoint (BN statistics made non-trivial)."""
+    """A randomly initialised tiny model saved as a checkpoint: BN statistics made non-trivial and
+    class logits spread out, so detections have distinct scores (ties reorder across backends)."""
     from edge_mtl.checkpoint import save_checkpoint
     from edge_mtl.config import Config
     from edge_mtl.model.tritask import build_model
@@ -48,6 +49,8 @@ def tiny_checkpoint(tmp_path_factory) -> str:
     cfg = Config(model=tiny_model_config())
     model = build_model(cfg.model).train()
     with torch.no_grad():
+        for cls in model.det_head.cls_outs:
+            cls.weight.normal_(std=1.0)
         for _ in range(3):
             model(torch.randn(2, 3, *TINY_SIZE))
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"

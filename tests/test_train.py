@@ -128,11 +128,12 @@ def test_init_from_keeps_matching_weights_and_refreshes_the_rest(tiny_checkpoint
     from tests.helpers import tiny_model_config
 
     _, source = load_model(tiny_checkpoint)
-    model = build_model(tiny_model_config(lane_stride=4))
+    model = build_model(tiny_model_config(lane_stride=2))
     fresh = init_from(model, tiny_checkpoint)
-    assert fresh == []  # stride 4 only drops the lateral layer: every remaining tensor matches
+    assert fresh and all(k.startswith("lane_head.") for k in fresh)  # only the lane head differs
     src = source.state_dict()
-    assert all(torch.equal(v, src[k].to(v.dtype)) for k, v in model.state_dict().items())
+    assert all(torch.equal(v, src[k].to(v.dtype)) for k, v in model.state_dict().items()
+               if k not in fresh)
     other = build_model(tiny_model_config(seg_channels=4))
     fresh = init_from(other, tiny_checkpoint)
     assert fresh and all(k.startswith(("decoder.", "lane_head.", "depth_head.")) for k in fresh)

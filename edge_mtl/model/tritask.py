@@ -17,7 +17,7 @@ class TriTaskNet(nn.Module):
     """One forward, the same in train and eval: a dict of the raw tensors in ``OUTPUT_NAMES``.
 
     det_logits [B, N, C] class logits per anchor point; det_boxes [B, N, 4] xyxy in input
-    pixels; lane_logits [B, 1, H/s, W/s] (s = model.lane_stride, 2 or 4); depth [B, 1, H/4, W/4] metres.
+    pixels; lane_logits [B, 1, H/2, W/2]; depth [B, 1, H/4, W/4] metres.
     """
 
     det_strides = (8, 16, 32)

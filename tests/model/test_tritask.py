@@ -70,15 +70,16 @@ def test_pretrained_weights_load_from_a_local_file(tmp_path):
         MobileNetBackbone("resnet50")
 
 
-def test_lane_stride_4_drops_the_stride_2_path_and_still_trains():
+@pytest.mark.parametrize("stride", [2, 4])
+def test_lane_head_gives_stride_2_logits_from_either_stride_and_trains(stride):
     from edge_mtl.config import LossConfig
     from edge_mtl.losses import lane_loss
     from edge_mtl.types import Batch
 
-    model = build_model(tiny_model_config(lane_stride=4))
-    assert model.lane_head.lateral is None
+    model = build_model(tiny_model_config(lane_stride=stride))
+    assert hasattr(model.lane_head, "lateral") == (stride == 2)
     out = model(torch.randn(2, 3, H, W))
-    assert out["lane_logits"].shape == (2, 1, H // 4, W // 4)
+    assert out["lane_logits"].shape == (2, 1, H // 2, W // 2)
     target = (torch.rand(2, H, W) > 0.9).float()
     flags = {"det": torch.zeros(2, dtype=torch.bool), "lane": torch.ones(2, dtype=torch.bool),
              "depth": torch.zeros(2, dtype=torch.bool)}
@@ -91,3 +92,17 @@ def test_lane_stride_4_drops_the_stride_2_path_and_still_trains():
     assert torch.isfinite(loss) and model.lane_head.out.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="lane_stride=3"):
         ModelConfig(lane_stride=3)
+
+
+def test_stride_4_lane_head_lays_sub_pixel_logits_out_row_major_and_adds_detail():
+    head = build_model(tiny_model_config(lane_stride=4)).lane_head.eval()
+    with torch.no_grad():
+        head.out.weight.zero_()
+        head.out.bias.copy_(torch.tensor([0.0, 1.0, 2.0, 3.0]))
+        head.detail.weight.zero_()
+        head.detail.bias.fill_(10.0)
+    c2 = torch.randn(1, head.detail.in_channels, 8, 12)
+    logits = head(torch.randn(1, head.out.in_channels, 4, 6), c2)
+    assert logits.shape == (1, 1, 8, 12)
+    expected = torch.tensor([[10.0, 11.0], [12.0, 13.0]]).repeat(4, 6)  # cell (i, j) -> 2i+di, 2j+dj
+    assert torch.equal(logits[0, 0], expected)

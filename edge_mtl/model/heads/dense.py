@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from edge_mtl.model.layers import conv_bn_relu, dw_block, upsample2
@@ -24,20 +25,31 @@ class DenseDecoder(nn.Module):
 
 
 class LaneHead(nn.Module):
-    """Lane-marking logits at stride 2 (thin far markings resolved, fused with the stride-2
-    backbone map) or at stride 4 (on the shared decoder only: cheaper)."""
+    """Lane-marking logits at stride 2, computed one of two ways.
 
-    def __init__(self, channels: int, c2_channels: int, stride: int = 2):
+    ``stride=2``: the decoder upsampled and fused with the stride-2 backbone map, then a block
+    at stride 2. ``stride=4`` (cheaper: ~2 ms less on 2 CPU cores): two blocks on the shared
+    stride-4 decoder predict 2x2 sub-pixel logits per cell, a pixel shuffle lays them out at
+    stride 2, and a 1x1 conv of the stride-2 backbone map adds back the fine detail.
+    """
+
+    def __init__(self, channels: int, c2_channels: int, stride: int = 4):
         super().__init__()
         self.stride = stride
-        self.lateral = conv_bn_relu(c2_channels, channels) if stride == 2 else None
-        self.block = dw_block(channels, channels)
-        self.out = nn.Conv2d(channels, 1, 1)
+        if stride == 2:
+            self.lateral = conv_bn_relu(c2_channels, channels)
+            self.block = dw_block(channels, channels)
+            self.out = nn.Conv2d(channels, 1, 1)
+        else:
+            self.detail = nn.Conv2d(c2_channels, 1, 1)
+            self.block = nn.Sequential(dw_block(channels, channels), dw_block(channels, channels))
+            self.out = nn.Conv2d(channels, 4, 1)
         nn.init.constant_(self.out.bias, -2.0)
 
     def forward(self, f4: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
-        x = f4 if self.lateral is None else upsample2(f4) + self.lateral(c2)
-        return self.out(self.block(x))
+        if self.stride == 2:
+            return self.out(self.block(upsample2(f4) + self.lateral(c2)))
+        return F.pixel_shuffle(self.out(self.block(f4)), 2) + self.detail(c2)
 
 
 class DepthHead(nn.Module):
