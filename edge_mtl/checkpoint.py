@@ -37,6 +37,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not an edge_mtl checkpoint (expected format {FORMAT!r})")
+    model_cfg = payload.get("config", {}).get("model")
+    if isinstance(model_cfg, dict):  # written before model.lane_stride existed: the stride-2 head
+        model_cfg.setdefault("lane_stride", 2)
     return payload
 
 

@@ -137,3 +137,18 @@ def test_init_from_keeps_matching_weights_and_refreshes_the_rest(tiny_checkpoint
     other = build_model(tiny_model_config(seg_channels=4))
     fresh = init_from(other, tiny_checkpoint)
     assert fresh and all(k.startswith(("decoder.", "lane_head.", "depth_head.")) for k in fresh)
+
+
+def test_checkpoint_written_before_lane_stride_loads_with_the_stride_2_head(tmp_path):
+    from edge_mtl.checkpoint import save_checkpoint
+    from edge_mtl.config import Config
+    from edge_mtl.model.tritask import build_model
+    from tests.helpers import tiny_model_config
+
+    cfg = Config(model=tiny_model_config(lane_stride=2))
+    path = save_checkpoint(tmp_path / "old.pt", cfg, build_model(cfg.model))
+    payload = torch.load(path, weights_only=True)
+    del payload["config"]["model"]["lane_stride"]  # as the first release wrote it
+    torch.save(payload, path)
+    loaded_cfg, model = load_model(path)
+    assert loaded_cfg.model.lane_stride == 2 and model.lane_head.stride == 2
