@@ -37,10 +37,24 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not an edge_mtl checkpoint (expected format {FORMAT!r})")
-    model_cfg = payload.get("config", {}).get("model")
+    config = payload.get("config")
+    model_cfg = config.get("model") if isinstance(config, dict) else None
     if isinstance(model_cfg, dict):  # written before model.lane_stride existed: the stride-2 head
         model_cfg.setdefault("lane_stride", 2)
     return payload
+
+
+def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor],
+                 path: str | os.PathLike) -> None:
+    """``load_state_dict`` (strict) whose failure names the file and the way out."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        detail = str(e).splitlines()[-1].strip()
+        raise ValueError(f"{path}: its weights do not fit the network this config builds "
+                         f"({detail}); a checkpoint of another architecture (e.g. the earlier "
+                         f"experimental stride-4 lane head) can seed a new run with "
+                         f"--set train.init={path}") from None
 
 
 def load_model(path: str | os.PathLike) -> tuple[Config, TriTaskNet]:
@@ -50,7 +64,7 @@ def load_model(path: str | os.PathLike) -> tuple[Config, TriTaskNet]:
     cfg.model.pretrained = None  # the checkpoint already holds the weights
     model = build_model(cfg.model)
     state = {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}
-    model.load_state_dict(state)
+    load_weights(model, state, path)
     return cfg, model.eval()
 
 

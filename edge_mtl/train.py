@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from edge_mtl.checkpoint import read_checkpoint, save_checkpoint
+from edge_mtl.checkpoint import load_weights, read_checkpoint, save_checkpoint
 from edge_mtl.config import Config
 from edge_mtl.data.dataset import MultiTaskDataset, collate
 from edge_mtl.losses import compute_losses
@@ -130,7 +130,7 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True) -> Path
             print(f"init from {tc.init}; fresh: {', '.join(fresh)}")
     if resume:
         state = read_checkpoint(resume)
-        model.load_state_dict(state["model"])
+        load_weights(model, state["model"], resume)
         weighting.load_state_dict(state["weighting"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

@@ -152,3 +152,18 @@ def test_checkpoint_written_before_lane_stride_loads_with_the_stride_2_head(tmp_
     torch.save(payload, path)
     loaded_cfg, model = load_model(path)
     assert loaded_cfg.model.lane_stride == 2 and model.lane_head.stride == 2
+    payload["config"]["model"]["lane_stride"] = 4  # weights of one head, config of the other
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match=r"old\.pt: its weights do not fit .*train\.init="):
+        load_model(path)
+
+
+def test_the_shipped_checkpoint_loads_with_its_own_config():
+    from pathlib import Path
+
+    cfg, model = load_model(Path(__file__).resolve().parents[1] / "models" / "tritask_mnv3l.pt")
+    assert cfg.model.lane_stride == 4
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, cfg.model.input_height, cfg.model.input_width))
+    assert out["lane_logits"].shape[-2:] == (cfg.model.input_height // 2, cfg.model.input_width // 2)
+    assert all(torch.isfinite(v).all() for v in out.values())

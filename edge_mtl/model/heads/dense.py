@@ -35,6 +35,8 @@ class LaneHead(nn.Module):
 
     def __init__(self, channels: int, c2_channels: int, stride: int = 4):
         super().__init__()
+        if stride not in (2, 4):
+            raise ValueError(f"lane head stride {stride} must be 2 or 4")
         self.stride = stride
         if stride == 2:
             self.lateral = conv_bn_relu(c2_channels, channels)
