@@ -50,7 +50,7 @@ def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor],
     try:
         model.load_state_dict(weights)
     except RuntimeError as e:
-        detail = str(e).splitlines()[-1].strip()
+        detail = str(e).splitlines()[-1].strip()[:300]
         raise ValueError(f"{path}: its weights do not fit the network this config builds "
                          f"({detail}); a checkpoint of another architecture (e.g. the earlier "
                          f"experimental stride-4 lane head) can seed a new run with "
