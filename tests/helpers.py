@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+
 from edge_mtl.config import Config, ModelConfig
 
 # Small enough for 2 CPU cores; every shape rule of the real model still applies.
@@ -21,3 +25,16 @@ def tiny_config(data: str, out: str, steps: int = 3) -> Config:
     cfg.train.log_every, cfg.train.ckpt_every, cfg.train.warmup_lr_steps = 1, 2, 1
     cfg.weighting.warmup_steps = 1
     return cfg
+
+
+def write_random_frames(folder: Path, count: int, shape: tuple[int, int],
+                        gray: tuple[int, ...] = ()) -> Path:
+    """``count`` random BGR PNG frames (gray for the indices in ``gray``) in a new folder."""
+    import cv2
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / f"{i:03d}.png"), image[..., 0] if i in gray else image)
+    return folder

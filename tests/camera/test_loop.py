@@ -12,6 +12,7 @@ import pytest
 from edge_mtl.camera.bench_loop import main as bench_main
 from edge_mtl.camera.loop import _open_window, backend_candidates, gpu_runtime_available, run_camera
 from edge_mtl.camera.sources import FrameSource
+from tests.helpers import write_random_frames
 
 APP = Path(__file__).resolve().parents[2] / "apps" / "camera.py"
 STAGES = ("capture", "pre", "infer", "post", "draw", "output", "loop")
@@ -32,13 +33,7 @@ def count_frames(path) -> tuple[int, tuple[int, ...] | None]:
 @pytest.fixture
 def folder(tmp_path) -> Path:
     """Three small frames, one of them gray."""
-    root = tmp_path / "frames"
-    root.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        image = rng.integers(0, 255, (180, 320, 3), np.uint8)
-        cv2.imwrite(str(root / f"{i:03d}.png"), image[..., 0] if i == 1 else image)
-    return root
+    return write_random_frames(tmp_path / "frames", 3, (180, 320), gray=(1,))
 
 
 class ScriptedSource(FrameSource):

@@ -220,14 +220,17 @@ def test_live_source_reopens_with_exponential_backoff():
     assert after.image[0, 0, 0] > 100 and after.index >= 2
 
 
-def test_live_source_gives_up_with_a_clear_error():
-    caps = [FakeCapture(frames=0)]
-
+def opener_then_error(caps: list, message: str):
+    """An opener that hands out ``caps`` one by one, then fails with ``message``."""
     def opener(spec):
         if caps:
             return caps.pop()
-        raise RuntimeError("no device")
+        raise RuntimeError(message)
+    return opener
 
+
+def test_live_source_gives_up_with_a_clear_error():
+    opener = opener_then_error([FakeCapture(frames=0)], "no device")
     delays: list[float] = []
     src = LiveSource(parse_source("/dev/video7"), opener, max_attempts=3, backoff_max=1.5,
                      sleep=delays.append, log=lambda m: None)
@@ -247,13 +250,7 @@ def test_close_stops_the_capture_thread():
 
 def test_read_waits_out_the_back_off_and_reports_the_real_error():
     """read_timeout shorter than the whole back-off: the reopen error, not a timeout, surfaces."""
-    caps = [FakeCapture(frames=1)]
-
-    def opener(spec):
-        if caps:
-            return caps.pop()
-        raise RuntimeError("device gone")
-
+    opener = opener_then_error([FakeCapture(frames=1)], "device gone")
     src = LiveSource(parse_source("/dev/video9"), opener, max_attempts=3, backoff=0.05,
                      read_timeout=0.06, log=lambda m: None)
     try:

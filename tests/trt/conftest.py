@@ -6,10 +6,9 @@ import sys
 import types
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
+from tests.helpers import write_random_frames
 from tests.trt.models import make_tiny_onnx
 from tests.trt.stub_cudart import make_cudart_stub
 from tests.trt.stub_tensorrt import make_tensorrt_stub
@@ -56,9 +55,4 @@ def qdq_onnx(tmp_path) -> Path:
 @pytest.fixture
 def calib_folder(tmp_path) -> Path:
     """Five small frames: a calibration set given as a folder."""
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(5):
-        cv2.imwrite(str(folder / f"{i:02d}.png"), rng.integers(0, 256, (72, 128, 3), dtype=np.uint8))
-    return folder
+    return write_random_frames(tmp_path / "frames", 5, (72, 128))
