@@ -9,9 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edge_mtl.report.tables import METRICS
+
 STAGE_COLOURS = {"capture": "#8c8c8c", "pre": "#4c72b0", "infer": "#dd8452", "post": "#55a868",
                  "draw": "#c44e52"}
-HEADLINE = ("det.map50", "lane.iou", "depth.abs_rel")
+HEADLINE = tuple(m.id for m in METRICS if m.headline)
 
 
 def _pyplot() -> Any:
