@@ -15,15 +15,37 @@ from edge_mtl.model.tritask import TriTaskNet, build_model
 FORMAT = "edge_mtl.ckpt/1"
 
 
+class NonFiniteError(ValueError):
+    """A checkpoint would hold, or holds, NaN or inf."""
+
+
+def non_finite(tree: Any, prefix: str = "") -> list[str]:
+    """Names of the floating tensors in a (nested dict/list of) tensors that hold NaN or inf."""
+    if isinstance(tree, torch.Tensor):
+        return [prefix or "tensor"] if tree.is_floating_point() and not torch.isfinite(tree).all() else []
+    if isinstance(tree, dict):
+        items = tree.items()
+    elif isinstance(tree, (list, tuple)):
+        items = enumerate(tree)
+    else:
+        return []
+    return [name for k, v in items for name in non_finite(v, f"{prefix}.{k}" if prefix else str(k))]
+
+
 def save_checkpoint(path: str | os.PathLike, cfg: Config, model: torch.nn.Module,
                     **state: Any) -> Path:
-    """Write atomically (temp file + rename) so an interrupted save never corrupts a run."""
+    """Write atomically (temp file + rename) so an interrupted save never corrupts a run.
+
+    Refused (`NonFiniteError`, the file already there kept) when any tensor holds NaN or inf.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "config": cfg.to_dict(), "model": model.state_dict(), **state}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    bad = non_finite(payload)
+    if bad:
+        raise NonFiniteError(f"{path}: not written, {len(bad)} tensor(s) hold NaN or inf "
+                             f"({', '.join(bad[:3])}); the file already there is kept")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _save_atomic(payload, path)
     return path
 
 
@@ -57,9 +79,19 @@ def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor],
                          f"--set train.init={path}") from None
 
 
+def check_finite_weights(weights: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """`NonFiniteError` naming the file and tensors when any weight or buffer is NaN or inf."""
+    bad = non_finite(weights)
+    if bad:
+        raise NonFiniteError(f"{path}: {len(bad)} weight tensor(s) hold NaN or inf ({', '.join(bad[:3])}); "
+                             "this checkpoint cannot be evaluated, exported or resumed")
+
+
 def load_model(path: str | os.PathLike) -> tuple[Config, TriTaskNet]:
-    """Rebuild the network from a checkpoint's own config; returns it in eval mode, fp32."""
+    """Rebuild the network from a checkpoint's own config; returns it in eval mode, fp32.
+    A checkpoint with non-finite weights is refused."""
     payload = read_checkpoint(path)
+    check_finite_weights(payload["model"], path)
     cfg = Config.from_dict(payload["config"], source=f"{path}:config")
     cfg.model.pretrained = None  # the checkpoint already holds the weights
     model = build_model(cfg.model)
@@ -71,11 +103,22 @@ def load_model(path: str | os.PathLike) -> tuple[Config, TriTaskNet]:
 def release(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Strip optimizer state and store weights in fp16: the small file that ships in models/."""
     payload = read_checkpoint(src)
+    check_finite_weights(payload["model"], src)
     weights = {k: v.half() if v.is_floating_point() else v for k, v in payload["model"].items()}
+    bad = non_finite(weights)
+    if bad:
+        raise NonFiniteError(f"{src}: {', '.join(bad[:3])} overflow fp16; not released")
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": FORMAT, "config": payload["config"], "model": weights,
-                "step": payload.get("step")}, dst)
+    _save_atomic({"format": FORMAT, "config": payload["config"], "model": weights,
+                  "step": payload.get("step")}, dst)
     return dst
 
 
+def _save_atomic(payload: dict[str, Any], path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,12 +1,16 @@
 """A plain training loop: AdamW + cosine, warmup-then-dynamic loss weighting, AMP on CUDA,
-DDP under torchrun, CSV log, atomic checkpoints and resume."""
+DDP under torchrun, CSV log, atomic checkpoints and exact resume (data order, augmentation and
+RNG state are checkpointed), a data pre-flight check, and non-finite steps skipped."""
 
 from __future__ import annotations
 
 import csv
+import io
 import itertools
+import json
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +18,12 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from edge_mtl.checkpoint import load_weights, read_checkpoint, save_checkpoint
+from edge_mtl.checkpoint import check_finite_weights, load_weights, read_checkpoint, save_checkpoint
 from edge_mtl.config import Config
-from edge_mtl.data.dataset import MultiTaskDataset, collate
+from edge_mtl.data.dataset import BadSample, EpochSampler, MultiTaskDataset, collate_skipping
+from edge_mtl.data.format import DatasetError
+from edge_mtl.data.preflight import DataCheck, check_dataset
+from edge_mtl.files import write_atomic
 from edge_mtl.losses import compute_losses
 from edge_mtl.model.tritask import build_model
 from edge_mtl.types import TASKS, Batch
@@ -36,31 +43,33 @@ def _setup_distributed() -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
-def _batches(loader: torch.utils.data.DataLoader, epochs: list[int]) -> Iterator[Batch]:
-    """Endless batches; ``epochs[0]`` counts passes over the data (kept in checkpoints)."""
-    while True:
-        if hasattr(loader.sampler, "set_epoch"):
-            loader.sampler.set_epoch(epochs[0])
-        yield from loader
-        epochs[0] += 1
-
-
 def recalibrate_bn(model: torch.nn.Module, data: str, size: tuple[int, int], batches: int,
-                   batch_size: int, device: torch.device, workers: int = 0) -> None:
+                   batch_size: int, device: torch.device, workers: int = 0,
+                   indices: list[int] | None = None) -> list[BadSample]:
     """Precise BN: recompute every BatchNorm's running statistics on full-size training images
-    with the final weights (cumulative average over ``batches`` batches).
+    with the final weights (cumulative average over ``batches`` batches, a fixed sample order).
+    Unreadable samples are left out and returned.
 
     torchvision's MobileNets use BN momentum 0.01, so after training from scratch the running
     statistics trail the weights by hundreds of steps and eval-mode outputs are far off.
     """
     from torch.optim.swa_utils import update_bn
 
-    dataset = MultiTaskDataset(data, size)
+    dataset = MultiTaskDataset(data, size, indices=indices, skip_bad=True)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=True, collate_fn=collate, num_workers=workers,
+        dataset, batch_size=batch_size, shuffle=True, collate_fn=collate_skipping, num_workers=workers,
         generator=torch.Generator().manual_seed(0))
+    skipped: list[BadSample] = []
+
+    def images() -> Iterator[torch.Tensor]:
+        for batch, bad in itertools.islice(loader, batches):
+            skipped.extend(bad)
+            if batch is not None:
+                yield batch.image.to(device)
+
     with torch.no_grad():
-        update_bn((b.image.to(device) for b in itertools.islice(loader, batches)), model)
+        update_bn(images(), model)
+    return skipped
 
 
 def _average_gradients(module: torch.nn.Module, world: int) -> None:
@@ -85,6 +94,7 @@ def init_from(model: torch.nn.Module, checkpoint: str) -> list[str]:
     """Load every tensor of ``checkpoint`` whose name and shape match ``model``; returns the
     names of the model's tensors left at their fresh initialisation."""
     weights = read_checkpoint(checkpoint)["model"]
+    check_finite_weights(weights, checkpoint)
     own = model.state_dict()
     matched = {k: v.to(own[k].dtype) for k, v in weights.items() if k in own and own[k].shape == v.shape}
     if not matched:
@@ -93,24 +103,109 @@ def init_from(model: torch.nn.Module, checkpoint: str) -> list[str]:
     return [k for k in own if k not in matched]
 
 
-def train(cfg: Config, resume: str | None = None, progress: bool = True) -> Path:
-    """Train per ``cfg``; returns the path of the final checkpoint (``out/last.pt``)."""
+class TrainingDiverged(RuntimeError):
+    """Too many steps in a row had a non-finite loss or gradient."""
+
+
+RUN_FILES = ("last.pt", "log.csv", "config.yaml")
+LOG_FIELDS = ["step", "lr", "total", *[f"loss_{t}" for t in TASKS], *[f"weight_{t}" for t in TASKS],
+              "img_per_s", "bad_steps"]
+
+
+def check_run_folder(out: Path, resume: str | None, force: bool) -> None:
+    """Refuse to start over a run folder that holds a run, unless resuming that run or ``force``."""
+    existing = [name for name in RUN_FILES if (out / name).exists()]
+    if not existing or force:
+        return
+    if resume and Path(resume).resolve().parent == out.resolve():
+        return
+    raise FileExistsError(f"{out} already holds a run ({', '.join(existing)}); continue it with "
+                          f"--resume {out / 'last.pt'}, choose another --out, or replace it with --force")
+
+
+def _start_log(path: Path, step: int) -> None:
+    """A log with the rows up to ``step``: on resume the rows a killed run wrote after its last
+    checkpoint (and a torn last line) go, so that the resumed rows do not repeat them."""
+    rows = []
+    if step > 0 and path.exists():
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                try:
+                    whole = int(row["step"]) <= step and row.get(LOG_FIELDS[-2]) is not None
+                except (KeyError, TypeError, ValueError):
+                    whole = False
+                if whole:
+                    rows.append(row)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, LOG_FIELDS, extrasaction="ignore", restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, text.getvalue())
+
+
+def _batches(loader: torch.utils.data.DataLoader, sampler: EpochSampler, position: list[int]
+             ) -> Iterator[tuple[Batch | None, list[BadSample]]]:
+    """Endless batches from ``position`` = [epoch, batches of it consumed], advanced as they are
+    consumed (kept in checkpoints, so a resumed run continues mid-epoch)."""
+    while True:
+        sampler.set_epoch(position[0], position[1] * (loader.batch_size or 1))
+        for item in loader:
+            position[1] += 1
+            yield item
+        position[0], position[1] = position[0] + 1, 0
+
+
+def _preflight(cfg: Config, out: Path, strict: bool, progress: bool, rank: int, world: int) -> DataCheck:
+    """`check_dataset` on rank 0, shared with every rank; its report goes to RUN/data_check.json."""
+    check = None
+    if rank == 0:
+        check = check_dataset(cfg.train.data, workers=cfg.train.workers, strict=strict, progress=progress)
+        if check.bad:
+            print(f"warning: {check.summary()}; skipping the bad ones (see {out / 'data_check.json'}):",
+                  file=sys.stderr)
+            for problem in check.bad[:5]:
+                print(f"  {problem.reason}", file=sys.stderr)
+    if world > 1:
+        shared = [check]
+        dist.broadcast_object_list(shared, src=0)
+        check = shared[0]
+    assert check is not None
+    return check
+
+
+def _all_finite(tensors: list[torch.Tensor]) -> bool:
+    return bool(all(torch.isfinite(t).all() for t in tensors))
+
+
+def train(cfg: Config, resume: str | None = None, progress: bool = True, force: bool = False,
+          strict: bool = False) -> Path:
+    """Train per ``cfg``; returns the path of the final checkpoint (``out/last.pt``).
+
+    A run folder that holds a run is refused unless ``resume`` continues it or ``force``. The
+    dataset is checked first: bad samples are skipped and reported (``strict``: the first one
+    stops the run). A step with a non-finite loss or gradient is skipped (counted in the log);
+    ``train.max_bad_steps`` of them in a row stop the run, and no checkpoint ever holds NaN.
+    """
     from tqdm import tqdm
 
     tc = cfg.train
-    rank, world, device = _setup_distributed()
-    torch.manual_seed(tc.seed + rank)
     out = Path(tc.out)
+    check_run_folder(out, resume, force)
+    rank, world, device = _setup_distributed()
+    is_main = rank == 0
+    state = None
+    if resume:
+        state = read_checkpoint(resume)
+        check_finite_weights(state["model"], resume)
+    torch.manual_seed(tc.seed + rank)
     size = (cfg.model.input_height, cfg.model.input_width)
-    dataset = MultiTaskDataset(tc.data, size, train=True, crop=tc.crop_width, flip=tc.hflip)
-    if world > 1:
-        sampler = torch.utils.data.DistributedSampler(dataset, seed=tc.seed)
-    else:
-        sampler = torch.utils.data.RandomSampler(
-            dataset, generator=torch.Generator().manual_seed(tc.seed))
+    data_check = _preflight(cfg, out, strict, progress and is_main, rank, world)
+    dataset = MultiTaskDataset(tc.data, size, train=True, crop=tc.crop_width, flip=tc.hflip,
+                               indices=data_check.good, seed=tc.seed, skip_bad=not strict)
+    sampler = EpochSampler(len(dataset), tc.seed, rank, world)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=tc.batch_size, sampler=sampler, num_workers=tc.workers,
-        collate_fn=collate, drop_last=len(dataset) >= tc.batch_size * world,
+        collate_fn=collate_skipping, drop_last=len(dataset) >= tc.batch_size * world,
         persistent_workers=tc.workers > 0, pin_memory=device.type == "cuda")
 
     model = build_model(cfg.model).to(device)
@@ -123,50 +218,72 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True) -> Path
          {"params": no_decay + list(weighting.parameters()), "weight_decay": 0.0}], lr=tc.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, tc.steps, tc.warmup_lr_steps))
-    step, epochs = 0, [0]
+    use_amp = tc.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    step, position, bad_steps, bn_done = 0, [0, 0], 0, False
     if tc.init and not resume:
         fresh = init_from(model, tc.init)
-        if rank == 0 and fresh:
+        if is_main and fresh:
             print(f"init from {tc.init}; fresh: {', '.join(fresh)}")
-    if resume:
-        state = read_checkpoint(resume)
+    if state is not None:
         load_weights(model, state["model"], resume)
         weighting.load_state_dict(state["weighting"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        step, epochs[0] = int(state["step"]), int(state.get("epoch", 0))
+        if "scaler" in state and use_amp:
+            scaler.load_state_dict(state["scaler"])
+        step = int(state["step"])
+        position = [int(v) for v in state.get("position", [state.get("epoch", 0), 0])]
+        bad_steps = int(state.get("bad_steps", 0))
+        bn_done = bool(state.get("bn_recalibrated", step >= int(state["config"]["train"]["steps"])))
+        _restore_rng(state.get("rng"), rank)
+    if step >= tc.steps and bn_done:
+        if is_main:
+            print(f"{resume}: already trained to step {step} (train.steps={tc.steps}); nothing to do")
+        return Path(resume)
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=True)  # a task absent from a batch leaves its head unused
-    use_amp = tc.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-    is_main = rank == 0
+    log_path = out / "log.csv"
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         cfg.save(out / "config.yaml")
-    log_path = out / "log.csv"
-    fields = ["step", "lr", "total", *[f"loss_{t}" for t in TASKS],
-              *[f"weight_{t}" for t in TASKS], "img_per_s"]
-    if is_main and (not resume or not log_path.exists()):
-        with open(log_path, "w", newline="") as f:
-            csv.DictWriter(f, fields).writeheader()
+        _start_log(log_path, step)
+        write_atomic(out / "data_check.json", json.dumps(data_check.to_dict(), indent=2) + "\n")
+    skipped: list[BadSample] = []
+    buffers = [b for b in (*model.buffers(), *weighting.buffers()) if b.is_floating_point()]
+    saved_buffers = [b.detach().clone() for b in buffers]
 
-    def checkpoint() -> Path:
+    def checkpoint(recalibrated: bool = False) -> Path:
+        rng = {"torch": torch.get_rng_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(device)
         return save_checkpoint(out / "last.pt", cfg, model, weighting=weighting.state_dict(),
-                               optimizer=optimizer.state_dict(),
-                               scheduler=scheduler.state_dict(), step=step, epoch=epochs[0])
+                               optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                               scaler=scaler.state_dict(), step=step, epoch=position[0],
+                               position=list(position), bad_steps=bad_steps, rng=rng,
+                               bn_recalibrated=recalibrated)
 
     net.train()
-    batches = _batches(loader, epochs)
-    bar = tqdm(total=tc.steps, initial=step, desc="train", unit="step",
+    batches = _batches(loader, sampler, position)
+    bar = tqdm(total=tc.steps, initial=min(step, tc.steps), desc="train", unit="step",
                disable=not (progress and is_main))
-    tick, seen = time.perf_counter(), 0
+    tick, seen, in_a_row, saved_step = time.perf_counter(), 0, 0, step
     try:
         while step < tc.steps:
-            batch = next(batches).to(device)
+            batch, bad = next(batches)
+            skipped += bad
+            for b in bad:
+                print(f"warning: skipped {b.reason}", file=sys.stderr)
+            if batch is None:
+                if world > 1:
+                    raise DatasetError(f"every sample of a batch failed to read: {bad[0].reason}")
+                continue
+            batch = batch.to(device)
+            torch._foreach_copy_(saved_buffers, buffers)
             with torch.autocast(device.type, enabled=use_amp):
                 outputs = net(batch.image)
             losses = compute_losses(outputs, batch, cfg.loss, model.det_strides)
@@ -176,39 +293,83 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True) -> Path
             if world > 1:
                 _average_gradients(weighting, world)
             scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            scaler.step(optimizer)
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            finite = _all_finite([total.detach(), norm, *(p.grad for p in weighting.parameters()
+                                                          if p.grad is not None)])
+            if world > 1:
+                flag = torch.tensor(float(finite), device=device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+                finite = bool(flag.item())
+            if finite:
+                scaler.step(optimizer)
+                in_a_row = 0
+            else:  # the step is skipped: weights untouched, BatchNorm statistics put back
+                torch._foreach_copy_(buffers, saved_buffers)
+                bad_steps, in_a_row = bad_steps + 1, in_a_row + 1
+                values = {k: round(float(v.detach()), 4) for k, v in losses.items()}
+                if is_main:
+                    print(f"warning: step {step + 1}: non-finite loss or gradient (losses {values}, "
+                          f"gradient norm {float(norm):.3g}); step skipped", file=sys.stderr)
+                if in_a_row >= tc.max_bad_steps:
+                    raise TrainingDiverged(
+                        f"step {step + 1}: {in_a_row} steps in a row had a non-finite loss or gradient; "
+                        f"stopped (lower train.lr, or check the data). "
+                        f"{out / 'last.pt'} keeps the last good weights (step {saved_step})")
             scaler.update()
             scheduler.step()
             step += 1
             seen += batch.image.shape[0] * world
-            if not torch.isfinite(total):
-                values = {k: float(v.detach()) for k, v in losses.items()}
-                raise FloatingPointError(f"step {step}: non-finite loss {values}")
             if is_main and (step % tc.log_every == 0 or step == tc.steps):
                 now = time.perf_counter()
                 row = {"step": step, "lr": f"{scheduler.get_last_lr()[0]:.3g}",
-                       "total": f"{float(total.detach()):.4f}", "img_per_s": f"{seen / (now - tick):.2f}"}
+                       "total": f"{float(total.detach()):.4f}", "img_per_s": f"{seen / (now - tick):.2f}",
+                       "bad_steps": bad_steps}
                 row |= {f"loss_{t}": f"{float(v.detach()):.4f}" for t, v in losses.items()}
                 row |= {f"weight_{t}": f"{w:.3f}" for t, w in weighting.current_weights(step).items()}
                 with open(log_path, "a", newline="") as f:
-                    csv.DictWriter(f, fields).writerow(row)
+                    csv.DictWriter(f, LOG_FIELDS).writerow(row)
                 bar.set_postfix({t: f"{float(v.detach()):.3f}" for t, v in losses.items()})
                 tick, seen = now, 0
             if is_main and step % tc.ckpt_every == 0:
                 checkpoint()
+                saved_step = step
             bar.update()
     finally:
         bar.close()
     path = out / "last.pt"
     if is_main:
-        if tc.bn_batches > 0:
-            recalibrate_bn(model, tc.data, size, tc.bn_batches, tc.batch_size, device, tc.workers)
-        checkpoint()
+        checkpoint()  # first the trained weights, safe whatever the re-estimation meets
         plot_log(log_path)
+        if tc.bn_batches > 0:
+            skipped += recalibrate_bn(model, tc.data, size, tc.bn_batches, tc.batch_size, device,
+                                      tc.workers, indices=data_check.good)
+        checkpoint(recalibrated=True)
+        _finish_report(out, data_check, skipped, bad_steps)
     if dist.is_initialized():
         dist.barrier()
     return path
+
+
+def _restore_rng(rng: dict | None, rank: int) -> None:
+    if not rng:
+        return
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state(rng["cuda"])
+
+
+def _finish_report(out: Path, data_check: DataCheck, skipped: list[BadSample], bad_steps: int) -> None:
+    """The run's data problems (pre-flight and during training) in RUN/data_check.json, and a
+    summary line for each kind of trouble met."""
+    report = data_check.to_dict() | {"skipped_in_training": [vars(b) for b in skipped],
+                                     "bad_steps": bad_steps}
+    write_atomic(out / "data_check.json", json.dumps(report, indent=2) + "\n")
+    if data_check.bad or skipped:
+        print(f"data: {len(data_check.bad)} bad samples left out, {len(skipped)} skipped while training "
+              f"(see {out / 'data_check.json'})", file=sys.stderr)
+    if bad_steps:
+        print(f"train: {bad_steps} steps skipped for a non-finite loss or gradient (log.csv: bad_steps)",
+              file=sys.stderr)
 
 
 def plot_log(log_path: str | os.PathLike) -> Path:

@@ -20,15 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_mtl.data.checks import DatasetError, check_sample
+from edge_mtl.imageio import CorruptImageError, read_image
 from edge_mtl.types import CLASSES, TASKS, Camera, Sample
+
+__all__ = ["FORMAT", "DatasetError", "DatasetReader", "check_record", "parse_drop_labels", "synthesize"]
 
 FORMAT = "edge_mtl.dataset/1"
 DEPTH_SCALE = 256.0
 JPEG_QUALITY = 95
-
-
-class DatasetError(ValueError):
-    """A dataset file is missing or malformed; the message names the file."""
 
 
 def parse_drop_labels(text: str | None) -> dict[str, float]:
@@ -153,8 +153,16 @@ def synthesize(out: str | os.PathLike, num: int, seed: int,
     return root
 
 
+RECORD_KEYS = ("image", "lane", "depth", "boxes", "classes", "has_label", "camera")
+_LABEL_FIELD = {"det": "boxes", "lane": "lane", "depth": "depth"}
+
+
 class DatasetReader:
-    """Random access to a dataset folder written by :func:`synthesize` or an adapter."""
+    """Random access to a dataset folder written by :func:`synthesize` or an adapter.
+
+    Every label record and sample is validated (`check_record`, `check_sample`); a bad one
+    raises `DatasetError` naming its file.
+    """
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -164,10 +172,15 @@ class DatasetReader:
                                "(made by `edge-mtl synth`)?")
         try:
             self.meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise DatasetError(f"{meta_path}: invalid JSON ({e})") from None
-        if self.meta.get("format") != FORMAT:
-            raise DatasetError(f"{meta_path}: format {self.meta.get('format')!r}, expected {FORMAT!r}")
+        if not isinstance(self.meta, dict) or self.meta.get("format") != FORMAT:
+            found = self.meta.get("format") if isinstance(self.meta, dict) else self.meta
+            raise DatasetError(f"{meta_path}: format {found!r}, expected {FORMAT!r}")
+        scale = self.meta.get("depth_scale", DEPTH_SCALE)
+        if not _is_number(scale) or not 0 < scale < float("inf"):
+            raise DatasetError(f"{meta_path}: depth_scale must be a positive number, got {scale!r}")
+        self.depth_scale = float(scale)
         self.label_paths = sorted((self.root / "labels").glob("*.json"))
         if not self.label_paths:
             raise DatasetError(f"{self.root / 'labels'}: no label files")
@@ -176,14 +189,15 @@ class DatasetReader:
         return len(self.label_paths)
 
     def record(self, index: int) -> dict:
+        """The validated label record of sample ``index``."""
         path = self.label_paths[index]
         try:
             rec = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise DatasetError(f"{path}: invalid JSON ({e})") from None
-        for key in ("image", "has_label"):
-            if key not in rec:
-                raise DatasetError(f"{path}: missing key {key!r}")
+        except OSError as e:
+            raise DatasetError(f"{path}: cannot read it ({e.strerror or e})") from None
+        check_record(rec, str(path))
         return rec
 
     def __getitem__(self, index: int) -> Sample:
@@ -197,26 +211,81 @@ class DatasetReader:
         if has.get("lane"):
             lane = self._read(rec["lane"], cv2.IMREAD_UNCHANGED, path)
         if has.get("depth"):
-            depth = self._read(rec["depth"], cv2.IMREAD_UNCHANGED, path).astype(np.float32)
-            depth /= float(self.meta.get("depth_scale", DEPTH_SCALE))
+            raw = self._read(rec["depth"], cv2.IMREAD_UNCHANGED, path)
+            if raw.dtype != np.uint16 or raw.ndim != 2:
+                raise DatasetError(f"{self.root / rec['depth']}: depth PNG must be single-channel uint16 "
+                                   f"(metres x {self.depth_scale:g}), got {raw.dtype} {list(raw.shape)}")
+            depth = raw.astype(np.float32) / self.depth_scale
         if has.get("det"):
             boxes = np.asarray(rec["boxes"], np.float32).reshape(-1, 4)
-            classes = np.asarray(rec["classes"], np.int64)
-            if len(boxes) != len(classes):
-                raise DatasetError(f"{path}: {len(boxes)} boxes but {len(classes)} classes")
-            if len(classes) and (classes.min() < 0 or classes.max() >= len(CLASSES)):
-                raise DatasetError(f"{path}: class id out of range 0..{len(CLASSES) - 1}")
-        cam = Camera(**rec["camera"]) if rec.get("camera") else Camera()
-        return Sample(image=image, boxes=boxes, classes=classes, lane=lane, depth=depth,
-                      camera=cam, name=path.stem)
+            classes = np.asarray(rec["classes"], np.int64).reshape(-1)
+        cam = Camera(**rec["camera"]) if rec.get("camera") else Camera(width=image.shape[1],
+                                                                       height=image.shape[0])
+        sample = Sample(image=image, boxes=boxes, classes=classes, lane=lane, depth=depth,
+                        camera=cam, name=path.stem)
+        return check_sample(sample, str(path))
 
-    def _read(self, rel: str | None, flags: int, label_path: Path) -> np.ndarray:
-        import cv2
+    def _read(self, rel: str, flags: int, label_path: Path) -> np.ndarray:
+        try:
+            return read_image(self.root / rel, flags)
+        except CorruptImageError as e:
+            raise DatasetError(f"{e} (referenced by {label_path})") from None
 
-        if not rel:
-            raise DatasetError(f"{label_path}: has_label says labelled but the file field is null")
-        full = self.root / rel
-        array = cv2.imread(str(full), flags)
-        if array is None:
-            raise DatasetError(f"{full}: missing or unreadable (referenced by {label_path})")
-        return array
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def check_record(rec: object, where: str) -> None:
+    """A label record's keys and value types (`DatasetError` naming ``where`` otherwise)."""
+    if not isinstance(rec, dict):
+        raise DatasetError(f"{where}: a label record must be a JSON object, got {type(rec).__name__}")
+    unknown = sorted(set(rec) - set(RECORD_KEYS))
+    if unknown:
+        raise DatasetError(f"{where}: unknown key(s) {unknown}; allowed: {list(RECORD_KEYS)}")
+    for key in ("image", "has_label"):
+        if key not in rec:
+            raise DatasetError(f"{where}: missing key {key!r}")
+    if not isinstance(rec["image"], str) or not rec["image"]:
+        raise DatasetError(f"{where}: image must be a relative path, got {rec['image']!r}")
+    has = rec["has_label"]
+    if not isinstance(has, dict) or set(has) - set(TASKS) or \
+            not all(isinstance(v, bool) for v in has.values()):
+        raise DatasetError(f"{where}: has_label must map tasks {list(TASKS)} to true/false, got {has!r}")
+    for task, key in _LABEL_FIELD.items():
+        if not has.get(task):
+            continue
+        value = rec.get(key)
+        if value is None:
+            raise DatasetError(f"{where}: has_label.{task} is true but {key} is null")
+        if key in ("lane", "depth") and (not isinstance(value, str) or not value):
+            raise DatasetError(f"{where}: {key} must be a relative path, got {value!r}")
+    if has.get("det"):
+        _check_box_lists(rec["boxes"], rec.get("classes"), where)
+    _check_camera(rec.get("camera"), where)
+
+
+def _check_box_lists(boxes: object, classes: object, where: str) -> None:
+    if not isinstance(boxes, list) or not all(
+            isinstance(b, list) and len(b) == 4 and all(_is_number(v) for v in b) for b in boxes):
+        raise DatasetError(f"{where}: boxes must be a list of [x1, y1, x2, y2] numbers")
+    if not isinstance(classes, list) or not all(
+            isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        raise DatasetError(f"{where}: classes must be a list of integer class ids, got {classes!r}")
+    if len(classes) != len(boxes):
+        raise DatasetError(f"{where}: {len(boxes)} boxes but {len(classes)} classes")
+
+
+def _check_camera(camera: object, where: str) -> None:
+    if camera is None:
+        return
+    fields = Camera.__dataclass_fields__
+    if not isinstance(camera, dict) or set(camera) - set(fields):
+        raise DatasetError(f"{where}: camera must be an object with keys from {list(fields)}, got {camera!r}")
+    for key, value in camera.items():
+        if not _is_number(value) or abs(value) == float("inf"):
+            raise DatasetError(f"{where}: camera.{key} must be a finite number, got {value!r}")
+        positive = key in ("width", "height", "fx", "fy")
+        if (positive and value <= 0) or (key in ("width", "height") and value != int(value)):
+            raise DatasetError(f"{where}: camera.{key}={value!r} must be a positive "
+                               f"{'integer' if key in ('width', 'height') else 'number'}")
