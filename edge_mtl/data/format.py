@@ -266,8 +266,11 @@ def check_record(rec: object, where: str) -> None:
 
 
 def _check_box_lists(boxes: object, classes: object, where: str) -> None:
+    def numeric(v: object) -> bool:  # NaN and inf pass here; check_sample names them
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
     if not isinstance(boxes, list) or not all(
-            isinstance(b, list) and len(b) == 4 and all(_is_number(v) for v in b) for b in boxes):
+            isinstance(b, list) and len(b) == 4 and all(numeric(v) for v in b) for b in boxes):
         raise DatasetError(f"{where}: boxes must be a list of [x1, y1, x2, y2] numbers")
     if not isinstance(classes, list) or not all(
             isinstance(c, int) and not isinstance(c, bool) for c in classes):

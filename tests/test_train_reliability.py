@@ -1,0 +1,219 @@
+"""Training loses no work: run-folder guard, non-finite steps, NaN-free checkpoints, save before
+BatchNorm re-estimation, exact resume (also after SIGKILL), bad samples skipped or refused."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import edge_mtl.train as train_module
+from edge_mtl.checkpoint import NonFiniteError, load_model, read_checkpoint, save_checkpoint
+from edge_mtl.cli import main
+from edge_mtl.config import Config
+from edge_mtl.train import TrainingDiverged, train
+from tests.helpers import tiny_config, tiny_model_config
+
+
+def steps_in_log(run: Path) -> list[int]:
+    with open(run / "log.csv", newline="") as f:
+        return [int(r["step"]) for r in csv.DictReader(f)]
+
+
+def max_weight_diff(a: dict, b: dict) -> float:
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
+
+def interrupt_at_call(monkeypatch, n: int, error: type[BaseException] = KeyboardInterrupt) -> None:
+    """The ``n``-th loss computation raises ``error`` (a run stopped mid-way)."""
+    real, calls = train_module.compute_losses, [0]
+
+    def flaky(*args, **kw):
+        calls[0] += 1
+        if calls[0] == n:
+            raise error("stopped by the test")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(train_module, "compute_losses", flaky)
+
+
+def test_an_existing_run_folder_is_refused_without_resume_or_force(tmp_path, tiny_dataset, capsys):
+    cfg = tiny_config(tiny_dataset, str(tmp_path / "run"), steps=2)
+    train(cfg, progress=False)
+    run = tmp_path / "run"
+    before = {name: (run / name).read_bytes() for name in ("last.pt", "log.csv", "config.yaml")}
+    cfg.save(tmp_path / "tiny.yaml")
+    assert main(["train", "--config", str(tmp_path / "tiny.yaml"), "--set", "train.lr=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--resume" in err and "--force" in err
+    assert {name: (run / name).read_bytes() for name in before} == before  # nothing touched
+    assert main(["train", "--config", str(tmp_path / "tiny.yaml"), "--force"]) == 0
+    assert steps_in_log(run) == [1, 2]
+
+
+def test_non_finite_loss_skips_the_step_and_keeps_the_weights(tmp_path, tiny_dataset, monkeypatch, capsys):
+    real = train_module.compute_losses
+    calls = [0]
+
+    def nan_on_second(*args, **kw):
+        calls[0] += 1
+        losses = real(*args, **kw)
+        if calls[0] == 2:
+            losses["det"] = losses["det"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(train_module, "compute_losses", nan_on_second)
+    cfg = tiny_config(tiny_dataset, str(tmp_path / "run"), steps=3)
+    state = read_checkpoint(train(cfg, progress=False))
+    assert state["step"] == 3 and state["bad_steps"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    with open(tmp_path / "run" / "log.csv", newline="") as f:
+        assert [r["bad_steps"] for r in csv.DictReader(f)] == ["0", "1", "1"]
+    assert "step 2: non-finite loss or gradient" in capsys.readouterr().err
+
+
+def test_a_run_of_non_finite_steps_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_dataset,
+                                                                             monkeypatch):
+    cfg = tiny_config(tiny_dataset, str(tmp_path / "run"), steps=10)
+    cfg.train.ckpt_every, cfg.train.max_bad_steps = 2, 3
+    real = train_module.compute_losses
+    calls = [0]
+
+    def nan_after_three(*args, **kw):
+        calls[0] += 1
+        losses = real(*args, **kw)
+        return {k: v * float("nan") for k, v in losses.items()} if calls[0] > 3 else losses
+
+    monkeypatch.setattr(train_module, "compute_losses", nan_after_three)
+    with pytest.raises(TrainingDiverged, match=r"step 6: 3 steps in a row .* last good weights \(step 4\)"):
+        train(cfg, progress=False)
+    state = read_checkpoint(tmp_path / "run" / "last.pt")
+    assert state["step"] == 4 and state["bad_steps"] == 1  # step 4 skipped: the weights of step 3
+    load_model(tmp_path / "run" / "last.pt")  # finite, loads
+
+
+def test_no_checkpoint_is_written_with_nan_and_eval_refuses_one(tmp_path, tiny_dataset, capsys):
+    from edge_mtl.model.tritask import build_model
+
+    cfg = Config(model=tiny_model_config())
+    model = build_model(cfg.model)
+    good = save_checkpoint(tmp_path / "m.pt", cfg, model, step=1)
+    before = good.read_bytes()
+    with torch.no_grad():
+        next(model.parameters())[0].fill_(float("nan"))
+    with pytest.raises(NonFiniteError, match=r"m\.pt: not written"):
+        save_checkpoint(good, cfg, model, step=2)
+    assert good.read_bytes() == before and not list(tmp_path.glob("*.tmp"))
+    payload = torch.load(good, weights_only=True)
+    bias = payload["model"]["det_head.cls_outs.0.bias"]
+    payload["model"]["det_head.cls_outs.0.bias"] = torch.full_like(bias, float("inf"))
+    torch.save(payload, tmp_path / "nan.pt")  # written around the check, as another tool might
+    assert main(["eval", str(tmp_path / "nan.pt"), "--data", tiny_dataset]) == 2
+    err = capsys.readouterr().err
+    assert "nan.pt" in err and "NaN or inf" in err and "Traceback" not in err
+
+
+def test_a_failing_bn_reestimation_leaves_the_trained_checkpoint_and_resume_finishes(tmp_path, tiny_dataset,
+                                                                                       monkeypatch):
+    cfg = tiny_config(tiny_dataset, str(tmp_path / "run"), steps=3)
+    cfg.train.ckpt_every, cfg.train.bn_batches = 100, 2
+
+    def broken(*args, **kw):
+        raise OSError("disk went away during BN re-estimation")
+
+    monkeypatch.setattr(train_module, "recalibrate_bn", broken)
+    with pytest.raises(OSError, match="disk went away"):
+        train(cfg, progress=False)
+    state = read_checkpoint(tmp_path / "run" / "last.pt")
+    assert state["step"] == 3 and state["bn_recalibrated"] is False
+    monkeypatch.undo()
+    done = read_checkpoint(train(cfg, resume=str(tmp_path / "run" / "last.pt"), progress=False))
+    assert done["bn_recalibrated"] is True and done["step"] == 3
+    assert steps_in_log(tmp_path / "run") == [1, 2, 3]
+
+
+def test_resume_is_exact_and_the_log_has_no_duplicate_rows(tmp_path, tiny_dataset, monkeypatch):
+    cfg = tiny_config(tiny_dataset, str(tmp_path / "a"), steps=5)
+    cfg.train.crop_width, cfg.train.bn_batches = 64, 2  # augmentation and BN re-estimation on
+    uninterrupted = read_checkpoint(train(cfg, progress=False))
+    cfg.train.out = str(tmp_path / "b")
+    interrupt_at_call(monkeypatch, 4)  # during step 4; last checkpoint at step 2, log rows to 3
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False)
+    monkeypatch.undo()
+    mid = read_checkpoint(tmp_path / "b" / "last.pt")
+    assert mid["step"] == 2 and steps_in_log(tmp_path / "b") == [1, 2, 3]
+    resumed = read_checkpoint(train(cfg, resume=str(tmp_path / "b" / "last.pt"), progress=False))
+    assert steps_in_log(tmp_path / "b") == [1, 2, 3, 4, 5]
+    assert max_weight_diff(mid["model"], resumed["model"]) > 1e-4  # it trained on
+    assert max_weight_diff(uninterrupted["model"], resumed["model"]) < 1e-5
+
+
+def test_resume_after_sigkill_at_a_random_moment_is_exact(tmp_path, tiny_dataset):
+    cfg = tiny_config(tiny_dataset, str(tmp_path / "ref"), steps=12)
+    cfg.train.ckpt_every, cfg.train.crop_width, cfg.train.bn_batches = 1, 64, 2
+    reference = read_checkpoint(train(cfg, progress=False))
+    cfg.train.out = str(tmp_path / "killed")
+    cfg.save(tmp_path / "tiny.yaml")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "edge_mtl.cli", "train", "--config", str(tmp_path / "tiny.yaml")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    last = tmp_path / "killed" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(random.uniform(0.0, 0.4))
+    proc.send_signal(signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]  # killed while it ran
+    killed_at = read_checkpoint(last)["step"]
+    assert 1 <= killed_at < 12
+    assert main(["train", "--config", str(tmp_path / "tiny.yaml"), "--resume", str(last)]) == 0
+    resumed = read_checkpoint(last)
+    assert resumed["step"] == 12 and resumed["bn_recalibrated"]
+    assert max_weight_diff(reference["model"], resumed["model"]) < 1e-4
+    assert steps_in_log(tmp_path / "killed") == list(range(1, 13))
+
+
+@pytest.fixture()
+def damaged_dataset(tmp_path, tiny_dataset) -> Path:
+    """A copy of the tiny dataset with one truncated JPEG (sample 1) and one 0/255 lane mask (3)."""
+    root = tmp_path / "damaged"
+    shutil.copytree(tiny_dataset, root)
+    jpg = root / "images" / "000001.jpg"
+    jpg.write_bytes(jpg.read_bytes()[: jpg.stat().st_size // 2])
+    import cv2
+
+    lane = cv2.imread(str(root / "lanes" / "000003.png"), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(root / "lanes" / "000003.png"), lane * 255)
+    return root
+
+
+def test_training_skips_bad_samples_and_reports_them(tmp_path, damaged_dataset, capsys):
+    import json
+
+    cfg = tiny_config(str(damaged_dataset), str(tmp_path / "run"), steps=2)
+    train(cfg, progress=False)
+    err = capsys.readouterr().err
+    assert "000001.jpg: truncated JPEG" in err and "4 of 6 samples readable, 2 bad" in err
+    report = json.loads((tmp_path / "run" / "data_check.json").read_text())
+    assert report["num_bad"] == 2
+    assert sorted(Path(p["file"]).name for p in report["bad"]) == ["000001.json", "000003.json"]
+
+
+def test_strict_training_stops_at_the_first_bad_sample_before_writing(tmp_path, damaged_dataset, capsys):
+    cfg = tiny_config(str(damaged_dataset), str(tmp_path / "run"), steps=2)
+    cfg.save(tmp_path / "tiny.yaml")
+    assert main(["train", "--config", str(tmp_path / "tiny.yaml"), "--strict"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
+    assert last.startswith("edge-mtl train: error: ") and "000001.jpg: truncated JPEG" in last
+    assert not (tmp_path / "run").exists()
