@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from multiprocessing import get_context
+from typing import Any
 
 from edge_mtl.data.format import DatasetError, DatasetReader
 
@@ -67,18 +69,20 @@ def check_dataset(root: str | os.PathLike, workers: int | None = None, strict: b
                   progress: bool = True) -> DataCheck:
     """Read every sample of ``root``; ``strict`` raises at the first bad one (in index order).
 
-    ``workers``: processes (default: the cores, at most 8; 1 reads in this process).
+    ``workers``: processes (default: the cores, at most 8, from 16 samples on; 1 reads in this
+    process).
     """
     from tqdm import tqdm
 
     start = time.perf_counter()
     reader = DatasetReader(root)  # a bad folder (no meta.json, no labels) fails here, whatever the policy
     result = DataCheck(str(root), len(reader))
-    workers = workers or min(os.cpu_count() or 1, 8)
     jobs = [(str(root), i) for i in range(len(reader))]
+    if workers is None:  # a process pool pays off only for more than a few samples
+        workers = min(os.cpu_count() or 1, 8) if len(jobs) >= 16 else 1
     bar = tqdm(total=len(jobs), desc=f"check {root}", unit="sample", disable=not progress)
     try:
-        if workers <= 1 or len(jobs) < 16:
+        if workers <= 1:
             outcomes = map(_check_one, jobs)
             _collect(outcomes, result, reader, strict, bar)
         else:
@@ -94,7 +98,8 @@ def check_dataset(root: str | os.PathLike, workers: int | None = None, strict: b
     return result
 
 
-def _collect(outcomes, result: DataCheck, reader: DatasetReader, strict: bool, bar) -> None:
+def _collect(outcomes: Iterable[tuple[int, str | None]], result: DataCheck, reader: DatasetReader,
+             strict: bool, bar: Any) -> None:
     for index, reason in outcomes:
         bar.update()
         if reason is None:
