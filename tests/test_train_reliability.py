@@ -217,3 +217,13 @@ def test_strict_training_stops_at_the_first_bad_sample_before_writing(tmp_path, 
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
     assert last.startswith("edge-mtl train: error: ") and "000001.jpg: truncated JPEG" in last
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_goes_on_in_the_run_folder_unless_out_is_given(tmp_path, tiny_dataset):
+    cfg = tiny_config(tiny_dataset, str(tmp_path / "a"), steps=2)
+    cfg.save(tmp_path / "tiny.yaml")  # its train.out is run a
+    assert main(["train", "--config", str(tmp_path / "tiny.yaml"), "--out", str(tmp_path / "b")]) == 0
+    resume = str(tmp_path / "b" / "last.pt")
+    assert main(["train", "--config", str(tmp_path / "tiny.yaml"), "--resume", resume, "--steps", "3"]) == 0
+    assert read_checkpoint(tmp_path / "b" / "last.pt")["step"] == 3 and not (tmp_path / "a").exists()
+    assert steps_in_log(tmp_path / "b") == [1, 2, 3]
