@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_mtl.imageio import CorruptImageError, read_image
 from edge_mtl.runtime.backend import open_backend
 from edge_mtl.runtime.postprocess import postprocess
 from edge_mtl.runtime.preprocess import preprocess
@@ -22,9 +23,8 @@ SCHEMA = "edge_mtl.bench/1"
 
 
 def load_frames(source: str | os.PathLike | None, count: int = 8) -> list[np.ndarray]:
-    """``count`` frames from a folder of images, or rendered from the synthetic world."""
-    import cv2
-
+    """``count`` frames from a folder of images, or rendered from the synthetic world; a
+    ValueError lists every missing, truncated or undecodable image (`edge_mtl.imageio`)."""
     if source is None:
         from edge_mtl.data.world import render_random
 
@@ -33,10 +33,14 @@ def load_frames(source: str | os.PathLike | None, count: int = 8) -> list[np.nda
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"))
     if not paths:
         raise ValueError(f"{folder}: no images to benchmark on")
-    frames = [cv2.imread(str(p)) for p in paths[:count]]
-    bad = [str(p) for p, f in zip(paths, frames, strict=False) if f is None]
+    frames, bad = [], []
+    for path in paths[:count]:
+        try:
+            frames.append(read_image(path))
+        except CorruptImageError as e:
+            bad.append(str(e))
     if bad:
-        raise ValueError(f"cannot read image(s): {', '.join(bad)}")
+        raise ValueError(f"cannot read image(s): {'; '.join(bad)}")
     return frames
 
 

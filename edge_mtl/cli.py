@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from edge_mtl.config import non_negative_int, positive_int
+
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "models" / "tritask_mnv3l.yaml"
 
 
@@ -26,28 +28,47 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = Config.load(args.config)
     overrides = list(args.set or [])
-    for key, value in (("data", args.data), ("out", args.out), ("steps", args.steps)):
-        if value is not None:
-            overrides.append(f"train.{key}={value}")
+    if args.steps is not None:
+        overrides.append(f"train.steps={args.steps}")
     cfg = apply_overrides(cfg, overrides)
-    path = train(cfg, resume=args.resume)
+    # Paths are set as given (a YAML parse could turn "123" or "a: b" into something else).
+    cfg.train.data = args.data or cfg.train.data
+    out_set = args.out or any(o.startswith("train.out=") for o in overrides)
+    if args.resume and not out_set:  # resuming continues in the run's own folder
+        cfg.train.out = str(Path(args.resume).parent)
+    cfg.train.out = args.out or cfg.train.out
+    path = train(cfg, resume=args.resume, force=args.force, strict=args.strict)
     print(f"checkpoint: {path}")
     return 0
+
+
+def _cmd_check_data(args: argparse.Namespace) -> int:
+    from edge_mtl.data.preflight import check_dataset
+
+    result = check_dataset(args.data, workers=args.workers, strict=args.strict)
+    for problem in result.bad:
+        print(problem.reason)
+    print(result.summary() + f" ({result.seconds:.1f} s)")
+    if args.json:
+        from edge_mtl.files import write_atomic
+
+        write_atomic(args.json, json.dumps(result.to_dict(), indent=2) + "\n")
+    return 1 if result.bad else 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from edge_mtl.evaluate import evaluate
 
     result = evaluate(args.model, args.data, limit=args.limit, backend=args.backend,
-                      device=args.device)
+                      device=args.device, strict=args.strict)
     _emit_json(result, args.json)
     return 0
 
 
 def _emit_json(result: dict, path: str | None) -> None:
-    from edge_mtl.files import write_atomic
+    from edge_mtl.files import to_json, write_atomic
 
-    text = json.dumps(result, indent=2)
+    text = to_json(result, indent=2)  # NaN / inf -> null: strict JSON
     if path:
         write_atomic(path, text + "\n")
     print(text)
@@ -158,7 +179,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from edge_mtl.report import build_report
 
     report = build_report(args.run_dirs, args.out or args.run_dirs[0])
-    for line in report["notes"] + [f"skipped {s['path']}: {s['why']}" for s in report["skipped"]]:
+    invalid = [f"{f['row']}: {f['label']} is invalid ({f['invalid']})" for f in report["accuracy"]["flags"]
+               if f.get("invalid")]
+    for line in report["notes"] + [f"skipped {s['path']}: {s['why']}" for s in report["skipped"]] + invalid:
         print(f"note: {line}", file=sys.stderr)
     for path in report["files"].values():
         print(path)
@@ -180,11 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("synth", help="render a synthetic driving dataset")
     s.add_argument("--out", required=True, help="output folder (must not hold a dataset yet)")
-    s.add_argument("--num", type=int, required=True, help="number of frames")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--num", type=positive_int, required=True, help="number of frames")
+    s.add_argument("--seed", type=non_negative_int, default=0)
     s.add_argument("--drop-labels", default=None,
                    help="per-task probability of dropping a sample's label, e.g. det=0.3,lane=0.3,depth=0.5")
-    s.add_argument("--workers", type=int, default=None, help="render processes (default: all cores)")
+    s.add_argument("--workers", type=positive_int, default=None, help="render processes (default: all cores)")
     s.add_argument("--sequence", action="store_true",
                    help="render one temporally coherent drive (30 FPS) instead of independent scenes")
     s.add_argument("--force", action="store_true", help="replace a dataset already in --out")
@@ -194,17 +217,32 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: %(default)s)")
     t.add_argument("--data", help="training dataset folder (overrides train.data)")
     t.add_argument("--out", help="run folder (overrides train.out)")
-    t.add_argument("--steps", type=int, help="optimizer steps (overrides train.steps)")
-    t.add_argument("--resume", help="checkpoint to resume from (e.g. RUN/last.pt)")
+    t.add_argument("--steps", type=positive_int, help="optimizer steps (overrides train.steps)")
+    t.add_argument("--resume", help="checkpoint to resume from (e.g. RUN/last.pt); the run goes on in its "
+                                    "folder unless --out says otherwise")
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set train.batch_size=4")
+    t.add_argument("--force", action="store_true",
+                   help="start over in a run folder that already holds a run (replaces its log and last.pt)")
+    t.add_argument("--strict", action="store_true",
+                   help="stop at the first bad sample (default: skip them, listed in RUN/data_check.json)")
     t.set_defaults(func=_cmd_train)
+
+    k = sub.add_parser("check-data", help="read and validate every sample of a dataset folder "
+                                          "(train runs this first)")
+    k.add_argument("data", help="dataset folder")
+    k.add_argument("--workers", type=positive_int, default=None, help="processes (default: all cores)")
+    k.add_argument("--strict", action="store_true", help="stop at the first bad sample")
+    k.add_argument("--json", help="write the report (every bad file and why) here")
+    k.set_defaults(func=_cmd_check_data)
 
     e = sub.add_parser("eval", help="evaluate a model (.pt, .onnx, .engine) on a dataset folder")
     e.add_argument("model")
     e.add_argument("--data", required=True, help="dataset folder")
     e.add_argument("--json", help="write the evaluation JSON here")
-    e.add_argument("--limit", type=int, help="evaluate only the first N samples")
+    e.add_argument("--limit", type=positive_int, help="evaluate only the first N samples")
+    e.add_argument("--strict", action="store_true",
+                   help="stop at the first unreadable sample (default: skip it, listed in the JSON)")
     _backend_args(e, default_device="cpu")
     e.set_defaults(func=_cmd_eval)
 
@@ -229,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: calibration/synth_default.yaml)")
     q.add_argument("--out", required=True, help="INT8 ONNX file to write")
     q.add_argument("--method", default="percentile", choices=("entropy", "minmax", "percentile"))
-    q.add_argument("--images", type=int, help="use at most N images of the set")
+    q.add_argument("--images", type=positive_int, help="use at most N images of the set")
     q.add_argument("--keep", action="append", metavar="GROUP|/PREFIX",
                    help="keep layers in float: stem, backbone, neck, det_head, decoder, lane_head, "
                         "depth_head, heads, or a node-name prefix; repeatable; 'none' quantizes "
@@ -242,14 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "Q/DQ model per group left in float, evaluated")
     v.add_argument("model", help="FP32 ONNX from `edge-mtl export`")
     v.add_argument("--data", required=True, help="dataset folder to evaluate on")
-    v.add_argument("--limit", type=int, default=100, help="frames of --data per model (default: 100)")
+    v.add_argument("--limit", type=positive_int, default=100,
+                   help="frames of --data per model (default: 100)")
     v.add_argument("--calib", default=None, help="calibration set (default: calibration/synth_default.yaml)")
     v.add_argument("--method", default="percentile", choices=("entropy", "minmax", "percentile"))
-    v.add_argument("--images", type=int, help="calibration images (default: the whole set)")
+    v.add_argument("--images", type=positive_int, help="calibration images (default: the whole set)")
     v.add_argument("--keep", action="append", metavar="GROUP|/PREFIX", help="always kept in float")
     v.add_argument("--group", action="append", metavar="/PREFIX",
                    help="candidate groups (default: every weighted-layer prefix --depth levels deep)")
-    v.add_argument("--depth", type=int, default=3, help="prefix depth of the default groups")
+    v.add_argument("--depth", type=positive_int, default=3, help="prefix depth of the default groups")
     v.add_argument("--json", help="write every row (metrics and losses) here")
     v.set_defaults(func=_cmd_int8_sensitivity)
 
@@ -257,19 +296,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("model", help="ONNX model (FP32, or INT8 Q/DQ from `edge-mtl calibrate`)")
     g.add_argument("--out", required=True, help="engine file to write (+ a .json sidecar)")
     g.add_argument("--precision", default="fp16", choices=("fp16", "int8", "best"))
-    g.add_argument("--dla-core", type=int, help="build for this DLA core (Jetson Orin / Xavier)")
-    g.add_argument("--workspace", type=int, default=1024, help="builder workspace in MB")
+    g.add_argument("--dla-core", type=non_negative_int, help="build for this DLA core (Jetson Orin / Xavier)")
+    g.add_argument("--workspace", type=positive_int, default=1024, help="builder workspace in MB")
     g.add_argument("--timing-cache", help="timing cache file, read and updated")
     g.add_argument("--calib", help="calibration set for implicit INT8 (an FP32 ONNX with --precision int8)")
     g.set_defaults(func=_cmd_build_engine)
 
     b = sub.add_parser("bench", help="latency per stage and FPS of a model on a backend")
     b.add_argument("--model", required=True, help=".pt, .onnx or .engine")
-    b.add_argument("--frames", type=int, default=200)
-    b.add_argument("--warmup", type=int, default=20)
+    b.add_argument("--frames", type=positive_int, default=200)
+    b.add_argument("--warmup", type=non_negative_int, default=20)
     b.add_argument("--images", help="folder of frames to use (default: rendered 1280x720 frames)")
     b.add_argument("--json", help="write the benchmark JSON here")
-    b.add_argument("--ort-threads", type=int, help="onnxruntime intra-op threads (default: one per core)")
+    b.add_argument("--ort-threads", type=positive_int,
+                   help="onnxruntime intra-op threads (default: one per core)")
     b.add_argument("--ort-spin", action="store_true",
                    help="onnxruntime threads busy-wait between runs (its own default; faster for the "
                         "network alone, slower for the camera loop, so off by default here)")
@@ -286,19 +326,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="0 (webcam), /dev/video0, csi://0 (Jetson), rtsp://... or http(s)://..., a video "
                         "file, a folder of images, or a GStreamer pipeline (contains '!')")
     m.add_argument("--model", default=None,
-                   help=".pt, .onnx or .engine; same-stem siblings are considered "
-                        "(default: models/tritask_mnv3l.pt)")
+                   help="a .pt, .onnx or .engine file, run as named (never replaced by a sibling; an error "
+                        "if it cannot open), or a stem without a suffix (runs/deploy/model) to take the "
+                        "best of its .engine/.onnx/.pt (default: models/tritask_mnv3l.pt)")
     m.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"),
-                   help="default: tensorrt > onnxruntime-GPU > torch-CUDA > onnxruntime-CPU > torch-CPU, "
-                        "among the model files present")
+                   help="default: for a named file, its backend on the best device; for a stem, tensorrt > "
+                        "onnxruntime-GPU > torch-CUDA > onnxruntime-CPU > torch-CPU among the files present. "
+                        "Must match a named file's suffix")
     m.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     m.add_argument("--headless", action="store_true", help="no window (also automatic without a display)")
-    m.add_argument("--record", help="write the drawn frames to this .mp4 (mp4v)")
-    m.add_argument("--max-frames", type=int, help="stop after N frames")
-    m.add_argument("--bench-json", help="write the run summary (frames, dropped, FPS, per-stage ms) here")
-    m.add_argument("--width", type=int, help="capture width (csi, webcam; csi default 1280)")
-    m.add_argument("--height", type=int, help="capture height (csi, webcam; csi default 720)")
-    m.add_argument("--fps", type=int, help="capture frame rate (csi, webcam; csi default 30)")
+    m.add_argument("--record", help="write the drawn frames to this .mp4 (mp4v; written as NAME.partial.mp4, "
+                                    "renamed when the run ends)")
+    m.add_argument("--max-frames", type=positive_int, help="stop after N frames")
+    m.add_argument("--bench-json", help="write the run summary (frames, dropped, corrupt frames, FPS, "
+                                        "per-stage ms, stop reason) here, also when the run fails")
+    m.add_argument("--width", type=positive_int, help="capture width (csi, webcam; csi default 1280)")
+    m.add_argument("--height", type=positive_int, help="capture height (csi, webcam; csi default 720)")
+    m.add_argument("--fps", type=positive_int, help="capture frame rate (csi, webcam; csi default 30)")
     m.add_argument("--flip-method", type=int, default=0, help="csi: nvvidconv flip-method (0-7)")
     m.set_defaults(func=_cmd_camera)
 
@@ -316,11 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint to deploy (default: models/tritask_mnv3l.pt)")
     d.add_argument("--calib", default=None,
                    help="calibration set (default: calibration/synth_default.yaml, cached)")
-    d.add_argument("--calib-images", type=int, default=64, help="INT8 calibration images (default: 64)")
-    d.add_argument("--val-num", type=int, default=100, help="val frames to evaluate (default: 100)")
-    d.add_argument("--drive-frames", type=int, default=300,
+    d.add_argument("--calib-images", type=positive_int, default=64,
+                   help="INT8 calibration images (default: 64)")
+    d.add_argument("--val-num", type=positive_int, default=100, help="val frames to evaluate (default: 100)")
+    d.add_argument("--drive-frames", type=positive_int, default=300,
                    help="frames of the drive video at 30 FPS (default: 300)")
-    d.add_argument("--bench-frames", type=int, default=100, help="frames timed per model (default: 100)")
+    d.add_argument("--bench-frames", type=positive_int, default=100,
+                   help="frames timed per model (default: 100)")
     d.set_defaults(func=_cmd_demo)
     return p
 
@@ -332,14 +378,28 @@ def _backend_args(p: argparse.ArgumentParser, default_device: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command. A user error ends as one line on stderr and exit status 2 (argparse's
+    usage errors too: returned, not raised); only bugs show a traceback."""
+    import yaml
+
+    try:
+        from google.protobuf.message import DecodeError
+    except ImportError:  # no protobuf installed, so nothing raises its errors
+        DecodeError = ValueError
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse has printed the usage error (2) or the help (0)
+        return e.code if isinstance(e.code, int) else 2
+    user_errors = (ValueError, OSError, RuntimeError, ImportError, FloatingPointError,
+                   yaml.YAMLError, DecodeError)  # OSError: FileNotFoundError...
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print(f"edge-mtl {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError, RuntimeError, ImportError) as e:  # OSError: FileNotFoundError...
-        print(f"edge-mtl {args.command}: error: {e}", file=sys.stderr)
+    except user_errors as e:
+        message = " ".join(str(e).split()) or type(e).__name__
+        print(f"edge-mtl {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

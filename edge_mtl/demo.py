@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from edge_mtl.files import write_atomic
+from edge_mtl.files import to_json, write_atomic
 
 SCHEMA = "edge_mtl.demo/1"
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "tritask_mnv3l.pt"
@@ -77,7 +77,7 @@ def tensorrt_missing() -> list[str]:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    write_atomic(path, json.dumps(data, indent=2) + "\n")
+    write_atomic(path, to_json(data, indent=2) + "\n")
 
 
 def _metrics_line(result: dict) -> str:
@@ -161,22 +161,17 @@ def _render_val(root: Path, num: int, seed: int, progress: bool) -> bool:
 
 
 def _write_drive(path: Path, frames: int, seed: int, progress: bool) -> tuple[int, int]:
-    """Render the drive into ``path`` (mp4v, written to a temporary name, then moved)."""
+    """Render the drive into ``path`` (mp4v, written to a temporary name, then moved: `Recorder`)."""
     from tqdm import tqdm
 
     from edge_mtl.data.drive import drive_images
     from edge_mtl.video import Recorder
 
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    try:
-        with Recorder(tmp, DRIVE_FPS) as video:
-            for image in tqdm(drive_images(seed, frames, DRIVE_FPS), total=frames, desc="drive",
-                              unit="frame", disable=not progress):
-                video.write(image)
-            size = video.size or (0, 0)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with Recorder(path, DRIVE_FPS) as video:
+        for image in tqdm(drive_images(seed, frames, DRIVE_FPS), total=frames, desc="drive",
+                          unit="frame", disable=not progress):
+            video.write(image)
+        size = video.size or (0, 0)
     return size
 
 

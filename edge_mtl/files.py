@@ -1,10 +1,15 @@
-"""File helpers every writer shares: content hashes and atomic writes (no torch imported)."""
+"""File helpers every writer shares: content hashes, atomic writes and strict JSON (no torch imported)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import math
+import numbers
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 
 def sha256(path: str | os.PathLike) -> str:
@@ -30,3 +35,28 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats (Python or numpy) as None and numpy scalars/arrays as
+    Python values; dicts, lists and tuples are copied, anything else is returned as is."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    if isinstance(value, Mapping):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars (np.bool_ is not a numbers.Integral)
+        return json_safe(value.tolist())
+    return value
+
+
+def to_json(obj: Any, **kw: Any) -> str:
+    """Strict JSON text of ``obj``: NaN and infinities become null (`json_safe`), never bare
+    ``NaN``; ``kw`` go to `json.dumps` (``allow_nan`` is always False)."""
+    return json.dumps(json_safe(obj), **(kw | {"allow_nan": False}))

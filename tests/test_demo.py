@@ -86,3 +86,10 @@ def test_tensorrt_missing_reports_each_missing_piece():
     if find_spec("tensorrt") is None:
         assert any("TensorRT" in m for m in missing)
     assert all(isinstance(m, str) and m for m in missing)
+
+
+def test_demo_json_is_strict(tmp_path):
+    path = tmp_path / "bench.json"
+    demo._write_json(path, {"fps": {"e2e": float("nan")}, "steps": [{"seconds": float("inf")}]})
+    data = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    assert data == {"fps": {"e2e": None}, "steps": [{"seconds": None}]}

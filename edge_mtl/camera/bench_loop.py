@@ -47,7 +47,9 @@ def bench_loop(model: str, frames: int = 300, images: str | None = None, backend
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=str(DEFAULT_MODEL), help=".pt, .onnx or .engine (default: %(default)s)")
+    p.add_argument("--model", default=str(DEFAULT_MODEL),
+                   help=".pt, .onnx or .engine run as named, or a stem for the best of its siblings "
+                        "(default: %(default)s)")
     p.add_argument("--frames", type=int, default=300)
     p.add_argument("--images", help="folder of frames (default: 8 rendered 1280x720 frames)")
     p.add_argument("--json", help="write the summary JSON here")

@@ -1,8 +1,10 @@
 """The camera loop: source -> pre -> infer -> post -> overlay -> window / recording, timed per stage.
 
-Backend choice (``backend="auto"``) looks at the model file given and its siblings with the same
-stem (``m.pt``, ``m.onnx``, ``m.engine`` / ``m.plan``) and takes the first that is present and
-runnable, in this order:
+The model is a file or a stem. A file the user names (``m.onnx``, ``m.pt``, ``m.engine`` /
+``m.plan``) is what runs: it is never replaced by a sibling, and when it cannot be opened the run
+fails with an error naming it. A stem without a model suffix (``runs/deploy/m``) lets the loop
+choose among ``m.engine`` / ``m.plan``, ``m.onnx`` and ``m.pt``. With ``backend="auto"`` the
+candidates are taken from those files, best first:
 
 1. ``tensorrt``           an engine, when ``tensorrt`` and cuda-python import
 2. ``onnxruntime`` GPU    an ONNX, when onnxruntime has the CUDA execution provider (its
@@ -11,12 +13,17 @@ runnable, in this order:
 4. ``onnxruntime`` CPU    an ONNX
 5. ``torch`` CPU          a checkpoint (last resort: export an ONNX for a faster CPU path)
 
-``device="cpu"`` keeps only 4-5, ``device="cuda"`` only 1-3. A candidate that fails to open (a
-stale engine, say) is reported and the next one is tried. An explicit ``backend`` takes the
-sibling of that format and fails when it is missing. The choice is printed.
+so for a named file auto only picks the device (``m.onnx``: 2 then 4). ``device="cpu"`` keeps
+only 4-5, ``device="cuda"`` only 1-3. A candidate that fails to open (a stale engine, say) is
+reported and the next one is tried; the last one's failure is the error. An explicit ``backend``
+must match a named file's suffix (an error otherwise) and takes the stem's file of that format
+(an error when it is missing). The choice is printed.
 
 The summary (returned, and written by ``bench_json``; schema ``edge_mtl.camera/1``) holds
-``frames``, ``dropped``, ``stop_reason``, ``elapsed_s``, ``fps`` (``mean`` over the run, ``p50``
+``frames``, ``dropped``, ``corrupt_frames`` / ``corrupt_files`` (image-folder frames skipped as
+corrupt), ``stop_reason`` (``end of stream``, ``max frames``, ``SIGTERM``, ``interrupted``,
+``window closed`` or ``error: ...``: the summary is written on every exit path of the loop, an
+error is raised after it), ``elapsed_s``, ``fps`` (``mean`` over the run, ``p50``
 from the median loop time), ``stages_ms`` (``capture``, ``pre``, ``infer``, ``post``, ``draw``,
 ``output``, ``loop``: p50 / p90 / mean / max), ``pre_post_draw_ms`` (their per-frame sum), the
 model, backend, source, sizes, recording and host.
@@ -25,7 +32,6 @@ model, backend, source, sizes, recording and host.
 from __future__ import annotations
 
 import ctypes
-import json
 import math
 import os
 import signal
@@ -42,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_mtl.camera.sources import FrameSource
-from edge_mtl.files import write_atomic
+from edge_mtl.files import to_json, write_atomic
 from edge_mtl.runtime.backend import Backend
 from edge_mtl.runtime.timing import StageTimer, summarize
 from edge_mtl.video import Recorder
@@ -64,16 +70,50 @@ class BackendChoice:
 
 
 def model_files(model: str | os.PathLike) -> dict[str, Path]:
-    """The model files that exist among ``model`` and its same-stem siblings, by backend."""
+    """The model files that exist next to the stem ``model`` (``model`` + ``.engine`` / ``.plan``,
+    ``.onnx``, ``.pt``), by backend."""
     path = Path(model)
     found: dict[str, Path] = {}
     for name, suffixes in _SUFFIXES.items():
         for suffix in suffixes:
-            candidate = path if path.suffix.lower() == suffix else path.with_suffix(suffix)
+            candidate = path.with_name(path.name + suffix)
             if candidate.is_file():
                 found[name] = candidate
                 break
     return found
+
+
+def named_backend(model: str | os.PathLike) -> str | None:
+    """The backend a model file's suffix names, or None for a stem (no model suffix)."""
+    suffix = Path(model).suffix.lower()
+    return next((name for name, suffixes in _SUFFIXES.items() if suffix in suffixes), None)
+
+
+def _named_file(path: Path, named: str, backend: str) -> dict[str, Path]:
+    """``{named: path}`` for the file the user named (its suffix says ``named``); errors name it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"model {path} not found")
+    if backend not in ("auto", named):
+        raise ValueError(f"model {path}: a {path.suffix} file runs on the {named} backend, not {backend} "
+                         f"(name the {'/'.join(_SUFFIXES[backend])} file, or the stem without a suffix)")
+    return {named: path}
+
+
+def _stem_files(path: Path, backend: str) -> dict[str, Path]:
+    """The siblings of the stem ``path`` that may run (only ``backend``'s unless auto)."""
+    if path.is_file():
+        raise ValueError(f"model {path}: not a model file (.pt, .onnx, .engine or .plan), and as a stem "
+                         "it names no sibling")
+    files = model_files(path)
+    if backend == "auto":
+        if not files:
+            raise FileNotFoundError(f"model {path} not found (nor a .engine/.plan, .onnx or .pt with "
+                                    "that stem)")
+        return files
+    if backend not in files:
+        raise FileNotFoundError(f"backend {backend} needs a {'/'.join(_SUFFIXES[backend])} model; none "
+                                f"found at {path} (edge-mtl export / build-engine)")
+    return {backend: files[backend]}
 
 
 def gpu_runtime_available(kind: str) -> bool:
@@ -104,16 +144,13 @@ def backend_candidates(model: str | os.PathLike, backend: str = "auto", device: 
     """The backends to try, best first (see the module docstring), and notes on those skipped."""
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"unknown device {device!r}; choose auto, cpu or cuda")
-    files = model_files(model)
+    if backend != "auto" and backend not in _SUFFIXES:
+        raise ValueError(f"unknown backend {backend!r}; choose auto, {', '.join(_SUFFIXES)}")
+    path = Path(model)
+    named = named_backend(path)
+    files = _named_file(path, named, backend) if named else _stem_files(path, backend)
     if backend != "auto":
-        if backend not in _SUFFIXES:
-            raise ValueError(f"unknown backend {backend!r}; choose auto, {', '.join(_SUFFIXES)}")
-        if backend not in files:
-            raise FileNotFoundError(f"backend {backend} needs a {'/'.join(_SUFFIXES[backend])} model; none "
-                                    f"found at {model} or next to it (edge-mtl export / build-engine)")
         return [BackendChoice(backend, device, files[backend])], []
-    if not files:
-        raise FileNotFoundError(f"model {model} not found (nor a .pt/.onnx/.engine with its stem next to it)")
     order = (("tensorrt", "cuda", "tensorrt"), ("onnxruntime", "cuda", "onnxruntime-gpu"),
              ("torch", "cuda", "torch-cuda"), ("onnxruntime", "cpu", None), ("torch", "cpu", None))
     choices, notes = [], []
@@ -143,17 +180,24 @@ def open_model(model: str | os.PathLike, backend: str = "auto", device: str = "a
     for i, c in enumerate(choices):
         try:
             runner = open_backend(c.path, c.backend, c.device, **(options or {}).get(c.backend, {}))
-        except (ImportError, RuntimeError, ValueError, FileNotFoundError) as e:
+        except (ImportError, RuntimeError, ValueError, OSError) as e:
+            why = _one_line(e)
             if i == len(choices) - 1:
-                raise
-            notes.append(f"{c.path.name} on {c.backend}: {e}")
-            log(f"camera: cannot open {c.path} on {c.backend} ({e}); trying the next backend")
+                raise RuntimeError(f"cannot open model {c.path} on {c.backend} ({c.device}): {why}") from e
+            notes.append(f"{c.path.name} on {c.backend} {c.device}: {why}")
+            log(f"camera: cannot open {c.path} on {c.backend} {c.device} ({why}); trying the next candidate")
             continue
         why = f" [auto; skipped: {'; '.join(notes)}]" if backend == "auto" and notes else \
             (" [auto]" if backend == "auto" else "")
         log(f"camera: backend {runner.name} on {runner.device} ({runner.precision}), {c.path}{why}")
         return runner
     raise AssertionError("unreachable")
+
+
+def _one_line(e: BaseException, limit: int = 300) -> str:
+    """The first line of an error message (backends may raise pages), at most ``limit`` chars."""
+    line = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def tune_allocator() -> bool:
@@ -311,6 +355,8 @@ def _summary(src: FrameSource, runner: Backend, timer: StageTimer, run: _Run, re
         "frame_size": list(run.frame_size) if run.frame_size else None,
         "frames": run.frames,
         "dropped": src.dropped,
+        "corrupt_frames": len(src.corrupt),
+        "corrupt_files": list(src.corrupt),
         "stop_reason": run.reason,
         "elapsed_s": round(elapsed, 3),
         "fps": {"mean": round(run.frames / elapsed, 2) if run.frames and elapsed > 0 else None,
@@ -371,11 +417,10 @@ def run_camera(source: str | int | os.PathLike | FrameSource, model: str | os.Pa
             _loop(src, runner, timer, run, stop, max_frames, recorder, window, postprocess_cfg)
         except KeyboardInterrupt:
             run.reason = "interrupted"
-        except RuntimeError as e:  # the source failed: keep the summary of what ran, then raise
-            run.reason, failure = f"source failed: {e}", e
+        except Exception as e:  # source, backend, frame or recording: keep what ran, then raise
+            run.reason, failure = f"error: {type(e).__name__}: {_one_line(e)}", e
         elapsed = time.perf_counter() - run.started if run.started else 0.0
-        if recorder is not None:
-            recorder.close()
+        failure = _close_recorder(recorder, run, failure)
         summary = _summary(src, runner, timer, run, recorder, elapsed)
     _report(summary, log)
     if bench_json:
@@ -385,9 +430,22 @@ def run_camera(source: str | int | os.PathLike | FrameSource, model: str | os.Pa
     return summary
 
 
+def _close_recorder(recorder: Recorder | None, run: _Run, failure: Exception | None) -> Exception | None:
+    """Finalise the recording; a failure to do so becomes the run's error unless it already has one."""
+    if recorder is None:
+        return failure
+    try:
+        recorder.close()
+    except Exception as e:
+        if failure is None:
+            run.reason, failure = f"error: {type(e).__name__}: {_one_line(e)}", e
+    return failure
+
+
 def write_summary(summary: dict[str, Any], path: str | os.PathLike) -> None:
-    """The summary as indented JSON at ``path`` (folders created, written atomically)."""
-    write_atomic(path, json.dumps(summary, indent=2) + "\n")
+    """The summary as indented strict JSON at ``path`` (NaN -> null; folders created, written
+    atomically)."""
+    write_atomic(path, to_json(summary, indent=2) + "\n")
 
 
 def _report(s: dict[str, Any], log: Callable[[str], object]) -> None:
@@ -395,6 +453,8 @@ def _report(s: dict[str, Any], log: Callable[[str], object]) -> None:
     ms = ", ".join(f"{k} {st[k]['p50']:.1f}" for k in ("capture", "pre", "infer", "post", "draw") if k in st)
     fps = s["fps"]["mean"]
     log(f"camera: {s['frames']} frames in {s['elapsed_s']:.1f} s"
-        + (f" ({fps:.1f} FPS)" if fps else "") + f", {s['dropped']} dropped; stop: {s['stop_reason']}"
+        + (f" ({fps:.1f} FPS)" if fps else "") + f", {s['dropped']} dropped"
+        + (f", {s['corrupt_frames']} corrupt skipped" if s["corrupt_frames"] else "")
+        + f"; stop: {s['stop_reason']}"
         + (f"; p50 ms: {ms}" if ms else "")
         + (f"; recorded {s['recorded_frames']} frames to {s['record']}" if s["record"] else ""))

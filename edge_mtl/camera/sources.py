@@ -19,7 +19,8 @@ Live kinds (webcam, v4l2, csi, gstreamer, stream) are read on a capture thread t
 the newest frame: a frame not read before the next one arrives is dropped and counted, so the loop
 always works on the freshest image. A live source that stops delivering is reopened with
 exponential back-off (bounded attempts, then `read` raises). Files and folders are read in
-order, in the caller's thread, with no drops. Every frame leaves `FrameSource.read` as BGR uint8
+order, in the caller's thread, with no drops; a corrupt image in a folder (truncated, say) is
+skipped with a warning and listed in ``corrupt``. Every frame leaves `FrameSource.read` as BGR uint8
 (`edge_mtl.runtime.preprocess.to_bgr`), whatever its channel count.
 """
 
@@ -36,6 +37,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edge_mtl.imageio import CorruptImageError, read_image
 from edge_mtl.runtime.preprocess import to_bgr
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -181,6 +183,7 @@ class FrameSource(ABC):
     description: str = ""
     fps: float | None = None  # the source's nominal frame rate, when known
     dropped: int = 0  # live sources: frames replaced by a newer one before they were read
+    corrupt: Sequence[str] = ()  # image folders: files skipped as corrupt, in order
 
     @abstractmethod
     def _read(self) -> tuple[np.ndarray, int] | None:
@@ -211,35 +214,52 @@ def _natural_key(path: Path) -> list[Any]:
 
 
 class ImageFolderSource(FrameSource):
-    """Image files in natural sort order (``frame2`` before ``frame10``), read one by one."""
+    """Image files in natural sort order (``frame2`` before ``frame10``), read one by one.
+
+    A missing, truncated or undecodable file (`edge_mtl.imageio.read_image`) is skipped with a
+    warning naming it and listed in ``corrupt``; its index is left out (a gap). When every file
+    is corrupt, `read` raises a ValueError at the end instead of ending the source quietly.
+    """
 
     kind = "folder"
 
-    def __init__(self, paths: Sequence[str | Path], description: str = ""):
+    def __init__(self, paths: Sequence[str | Path], description: str = "",
+                 log: Callable[[str], object] | None = None):
         self.paths = [Path(p) for p in paths]
         if not self.paths:
             raise ValueError(f"source {description!r}: no images ({', '.join(IMAGE_SUFFIXES)})")
         self.description = description or str(self.paths[0].parent)
+        self.corrupt: list[str] = []
+        self._log = log or (lambda msg: print(msg, file=sys.stderr))
         self._next = 0
+        self._first_error: str | None = None
 
     @classmethod
-    def from_folder(cls, folder: str | Path) -> ImageFolderSource:
+    def from_folder(cls, folder: str | Path, log: Callable[[str], object] | None = None) -> ImageFolderSource:
         folder = Path(folder)
         paths = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
                        key=_natural_key)
-        return cls(paths, str(folder))
+        return cls(paths, str(folder), log)
 
     def _read(self) -> tuple[np.ndarray, int] | None:
         import cv2
 
-        if self._next >= len(self.paths):
-            return None
-        path, index = self.paths[self._next], self._next
-        self._next += 1
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # keep gray / alpha: to_bgr converts
-        if image is None:
-            raise ValueError(f"source {self.description!r}: cannot read image {path}")
-        return image, index
+        while self._next < len(self.paths):
+            path, index = self.paths[self._next], self._next
+            self._next += 1
+            try:
+                return read_image(path, cv2.IMREAD_UNCHANGED), index  # keep gray / alpha: to_bgr converts
+            except CorruptImageError as e:
+                self._skip(path, e)
+        if self.corrupt and len(self.corrupt) == len(self.paths):
+            raise ValueError(f"source {self.description!r}: all {len(self.paths)} images are corrupt "
+                             f"(first: {self._first_error})")
+        return None
+
+    def _skip(self, path: Path, error: CorruptImageError) -> None:
+        self.corrupt.append(str(path))
+        self._first_error = self._first_error or str(error)
+        self._log(f"source {self.description!r}: warning: skipping corrupt frame ({error})")
 
 
 class VideoFileSource(FrameSource):
@@ -408,15 +428,16 @@ def open_source(value: str | int | Path | FrameSource, *, width: int | None = No
                 opener: Callable[[SourceSpec], Any] = open_capture, **live_options: Any) -> FrameSource:
     """Open a source value (see the module table); a `FrameSource` passes through unchanged.
 
-    ``live_options`` go to `LiveSource` (``max_attempts``, ``backoff``, ``read_timeout``…).
+    ``live_options`` go to `LiveSource` (``max_attempts``, ``backoff``, ``read_timeout``…);
+    ``log`` (default: stderr) also takes an image folder's warnings about corrupt frames.
     """
     if isinstance(value, FrameSource):
         return value
     spec = parse_source(value, width=width, height=height, fps=fps, flip_method=flip_method)
     if spec.kind == "folder":
-        return ImageFolderSource.from_folder(spec.target)
+        return ImageFolderSource.from_folder(spec.target, live_options.get("log"))
     if spec.kind == "image":
-        return ImageFolderSource([spec.target], spec.value)
+        return ImageFolderSource([spec.target], spec.value, live_options.get("log"))
     if spec.kind == "file":
         return VideoFileSource(spec, opener)
     return LiveSource(spec, opener, **live_options)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_mtl.export.metadata import load_onnx
 from edge_mtl.export.trt_ops import OPSET_RANGE, RESTRICTIONS, SUPPORTED_OPS, TARGETS
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
@@ -110,14 +111,9 @@ def _check_qdq(node, constants: dict, producers: dict, consumers: dict) -> list[
 def check_onnx(model_path: str | os.PathLike, target: str = "tensorrt-10",
                allow_gpu_fallback: bool = False) -> list[Finding]:
     """Every rule ``model_path`` breaks for ``target`` (an empty list means it passes)."""
-    import onnx
-
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose from {list(TARGETS)}")
-    try:
-        model = onnx.load(str(model_path))
-    except Exception as e:  # protobuf raises DecodeError and friends
-        raise ValueError(f"{model_path}: not a readable ONNX model ({type(e).__name__}: {e})") from None
+    model = load_onnx(model_path)
     findings: list[Finding] = []
     lo, hi = OPSET_RANGE[target]
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)

@@ -1,12 +1,18 @@
 """The metadata an exported ONNX model carries, so every consumer can run it without the
-checkpoint: input size, normalisation, class names, output names and provenance."""
+checkpoint: input size, normalisation, class names, output names and provenance; and
+`load_onnx`, the one reader of ONNX files, which names the file when it holds no model."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from edge_mtl.runtime.backend import ModelInfo
+
+if TYPE_CHECKING:
+    import onnx
 
 FORMAT = "edge_mtl.onnx/1"
 INPUT_NAME = "image"
@@ -29,6 +35,25 @@ def build_metadata(input_size: tuple[int, int], mean: list[float], std: list[flo
         "edge_mtl.params": str(params),
         "edge_mtl.checkpoint_sha256": checkpoint_sha256,
     }
+
+
+def load_onnx(path: str | os.PathLike, load_external_data: bool = True) -> onnx.ModelProto:
+    """The model in ``path``; a ValueError naming the file when it is corrupt, truncated, empty
+    or another format, or its external weights are missing."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ONNX model {path} not found")
+    try:
+        model = onnx.load(str(path), load_external_data=load_external_data)
+    except (DecodeError, onnx.checker.ValidationError) as e:
+        detail = " ".join(str(e).split())[:300]
+        raise ValueError(f"{path}: not a readable ONNX model ({type(e).__name__}: {detail})") from None
+    if not model.graph.node:
+        raise ValueError(f"{path}: not an ONNX model (no graph nodes: empty, truncated or another format)")
+    return model
 
 
 def parse_metadata(props: dict[str, str], path: str) -> dict[str, Any]:

@@ -57,7 +57,11 @@ def parity(model_path: str | os.PathLike, reference: torch.nn.Module, inputs: li
     """Per output: largest |onnxruntime - PyTorch| and largest |diff| / (atol + rtol |ref|)."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for bad files
+        detail = " ".join(str(e).split())[:300]
+        raise ValueError(f"{model_path}: onnxruntime cannot load it ({type(e).__name__}: {detail})") from None
     worst = dict.fromkeys(OUTPUT_NAMES, 0.0)
     ratio = dict.fromkeys(OUTPUT_NAMES, 0.0)
     for x in inputs:

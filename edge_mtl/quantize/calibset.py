@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from edge_mtl.config import read_yaml
 from edge_mtl.files import sha256
 
 SCHEMA = "edge_mtl.calib/1"
@@ -41,11 +41,13 @@ class CalibrationSet:
         """Image ``index`` as a ``[1, 3, H, W]`` input, through the shared pre-processing."""
         import cv2
 
+        from edge_mtl.imageio import read_image
         from edge_mtl.runtime.preprocess import preprocess
 
-        image = cv2.imread(str(self.images[index]), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise ValueError(f"calibration image {self.images[index]} cannot be read")
+        try:  # a truncated frame would calibrate the ranges on its grey half
+            image = read_image(self.images[index], cv2.IMREAD_UNCHANGED)
+        except ValueError as e:
+            raise ValueError(f"calibration set {self.name}: {e}") from None
         return preprocess(image, size)[None]
 
     def batches(self, size: tuple[int, int], limit: int | None = None) -> Iterator[np.ndarray]:
@@ -63,14 +65,18 @@ def _write_manifest(path: Path, name: str, images: list[Path], source: dict) -> 
 def read_manifest(path: Path) -> CalibrationSet:
     """Load a manifest and check every image exists with the recorded hash."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: unreadable calibration manifest ({e})") from None
-    if data.get("schema") != SCHEMA:
-        raise ValueError(f"{path}: not a calibration manifest (schema {data.get('schema')!r}, "
-                         f"expected {SCHEMA!r})")
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if schema != SCHEMA:
+        raise ValueError(f"{path}: not a calibration manifest (schema {schema!r}, expected {SCHEMA!r})")
+    entries, name = data.get("images"), data.get("name", path.stem)
+    if not (isinstance(name, str) and isinstance(entries, list) and all(_is_entry(e) for e in entries)):
+        raise ValueError(f"{path}: a calibration manifest needs a 'name' (text) and 'images': a list "
+                         "of {path, sha256} entries")
     images, hashes = [], []
-    for entry in data["images"]:
+    for entry in entries:
         p = (path.parent / entry["path"]).resolve()
         if not p.is_file():
             raise FileNotFoundError(f"{path}: calibration image {p} is missing")
@@ -82,19 +88,42 @@ def read_manifest(path: Path) -> CalibrationSet:
         hashes.append(digest)
     if not images:
         raise ValueError(f"{path}: the calibration manifest lists no images")
-    return CalibrationSet(data.get("name", path.stem), path, tuple(images), tuple(hashes))
+    return CalibrationSet(name, path, tuple(images), tuple(hashes))
+
+
+def _is_entry(entry: object) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("path"), str)
+            and isinstance(entry.get("sha256"), str))
+
+
+def _read_recipe(recipe: Path) -> dict[str, int]:
+    """``seed`` and ``num`` of a ``source: synth`` recipe; a ValueError names the file."""
+    spec = read_yaml(recipe) or {}
+    if not isinstance(spec, dict) or spec.get("source") != "synth" or not {"seed", "num"} <= set(spec):
+        raise ValueError(f"{recipe}: a calibration recipe needs 'source: synth', 'seed' and 'num'")
+    seed, num = spec["seed"], spec["num"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (seed, num)) or seed < 0 or num < 1:
+        raise ValueError(f"{recipe}: seed must be an integer >= 0 and num an integer >= 1 "
+                         f"(got seed={seed!r}, num={num!r})")
+    return {"seed": seed, "num": num}
+
+
+def _cache_matches(manifest: Path, source: dict) -> bool:
+    """Whether the cached set was rendered from ``source`` (a damaged manifest: no, render again)."""
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and data.get("source") == source
 
 
 def _from_recipe(recipe: Path, cache_root: Path, progress: bool) -> CalibrationSet:
     from edge_mtl.data.format import synthesize
 
-    spec = yaml.safe_load(recipe.read_text()) or {}
-    if spec.get("source") != "synth" or not {"seed", "num"} <= set(spec):
-        raise ValueError(f"{recipe}: a calibration recipe needs 'source: synth', 'seed' and 'num'")
-    source = {"synth": {"seed": int(spec["seed"]), "num": int(spec["num"])}}
+    source = {"synth": _read_recipe(recipe)}
     cache = cache_root / recipe.stem
     manifest = cache / "manifest.json"
-    if manifest.is_file() and json.loads(manifest.read_text()).get("source") == source:
+    if manifest.is_file() and _cache_matches(manifest, source):
         return read_manifest(manifest)
     synthesize(cache, source["synth"]["num"], source["synth"]["seed"], progress=progress, force=True)
     _write_manifest(manifest, recipe.stem, sorted((cache / "images").iterdir()), source)

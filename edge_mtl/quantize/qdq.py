@@ -162,11 +162,11 @@ def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, calib: Calibr
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from edge_mtl.export.metadata import parse_metadata
+    from edge_mtl.export.metadata import load_onnx, parse_metadata
 
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; choose from {list(METHODS)}")
-    src = onnx.load(str(model))
+    src = load_onnx(model)
     props = {p.key: p.value for p in src.metadata_props}
     meta = parse_metadata(props, str(model))
     if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in src.graph.node):

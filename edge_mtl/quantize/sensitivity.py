@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edge_mtl.export.metadata import load_onnx
 from edge_mtl.quantize.calibset import CalibrationSet
 from edge_mtl.quantize.qdq import DEFAULT_METHOD, WEIGHTED_OPS, quantize_qdq
 from edge_mtl.report.tables import METRICS, relative_loss
@@ -22,10 +23,8 @@ from edge_mtl.report.tables import METRICS, relative_loss
 def candidate_groups(model: str | os.PathLike, depth: int = 3) -> list[str]:
     """Node-name prefixes of the weighted layers, ``depth`` path levels deep, in graph order
     (e.g. ``/backbone/features.3/``, ``/decoder/fuse/``)."""
-    import onnx
-
     groups: list[str] = []
-    for n in onnx.load(str(model)).graph.node:
+    for n in load_onnx(model).graph.node:
         if n.op_type in WEIGHTED_OPS and n.name.startswith("/"):
             prefix = "/".join(n.name.split("/")[:depth]) + "/"
             if prefix not in groups:

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from edge_mtl.files import write_atomic
+from edge_mtl.files import json_safe, to_json, write_atomic
 from edge_mtl.report import collect as col
 from edge_mtl.report import tables
 
 SCHEMA = "edge_mtl.report/1"
 FILES = {"markdown": "report.md", "json": "report.json", "accuracy": "accuracy.png",
          "latency": "latency.png", "accuracy_vs_fps": "accuracy_vs_fps.png"}
-
-
-def _clean(value: Any) -> Any:
-    """NaN / inf -> None, so report.json is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
 
 
 def build_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> dict:
@@ -37,7 +24,8 @@ def build_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
 
     Raises FileNotFoundError for a missing run folder and ValueError naming a JSON file that does
     not parse. Rows and cells no measurement covers are None in the dict and "not measured" in
-    the markdown.
+    the markdown; a metric held as NaN, null or a non-number is None with its reason in the row's
+    ``invalid``, "invalid (NaN)" in the markdown, and flagged.
     """
     from edge_mtl.report import markdown, plots
 
@@ -62,7 +50,7 @@ def build_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
         "accuracy_vs_fps": points,
         "models": [col.model_facts(p, found.records, found.sidecars) for p in found.model_files],
     }
-    report = _clean(report)
+    report = json_safe(report)  # NaN / inf -> None, as report.json holds it
     written, why_not = {}, {}
     for key, draw, why in (
             ("accuracy", lambda p: plots.accuracy_plot(accuracy, p), "no eval JSON: accuracy not measured"),
@@ -81,6 +69,6 @@ def build_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     report["files"] = {"markdown": str(md_path), "json": str(json_path),
                        **{k: str(out / v) for k, v in written.items()}}
     write_atomic(md_path, markdown.render(report))
-    write_atomic(json_path, json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    write_atomic(json_path, to_json(report, indent=2, ensure_ascii=False) + "\n")
     return report
 

@@ -8,6 +8,8 @@ must not vanish from a report silently).
 
 Fields are read defensively (`field`): backend-specific extras may sit at the top level or under
 a ``"runtime"`` key, and a missing field reads as None, which the report shows as "not measured".
+Accuracy metrics are read with `measured`, which keeps a broken measurement (a key that holds
+NaN, null or a non-number) apart from a missing one: the report shows it as "invalid (NaN)".
 """
 
 from __future__ import annotations
@@ -83,6 +85,31 @@ def number(value: Any) -> float | None:
         return None
     value = float(value)
     return value if value == value and value not in (float("inf"), float("-inf")) else None
+
+
+def invalid_reason(value: Any) -> str | None:
+    """Why a value that is present is not a measurement (``NaN``, ``Infinity``, ``null``, a
+    non-number shown as JSON); None for a finite number."""
+    if number(value) is not None:
+        return None
+    if isinstance(value, float):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def measured(data: Any, *keys: str) -> tuple[float | None, str | None]:
+    """``(value, None)`` for a finite number at ``data[k0][k1]...``; ``(None, why)`` when the key
+    is there but holds no number (`invalid_reason`); ``(None, None)`` when a key is missing."""
+    node = data
+    for i, key in enumerate(keys):
+        if not isinstance(node, dict):
+            return None, f"{'.'.join(keys[:i])} is {invalid_reason(node)}"
+        if key not in node:
+            return None, None
+        node = node[key]
+    why = invalid_reason(node)
+    return (None, why) if why else (number(node), None)
 
 
 def read_json(path: Path) -> Any:

@@ -1,4 +1,5 @@
-"""The report dict -> ``report.md``. Every empty cell reads "not measured"."""
+"""The report dict -> ``report.md``. Every empty cell reads "not measured"; a metric an eval JSON
+holds as NaN, null or a non-number reads "invalid (NaN)" and is flagged."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ from typing import Any
 
 NOT_MEASURED = "not measured"
 FLAG = "⚠"
+
+
+def invalid(why: str) -> str:
+    return f"invalid ({why})"
 
 
 def _cell(value: Any, digits: int = 4) -> str:
@@ -28,6 +33,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def _accuracy_cell(row: dict[str, Any], metric: dict[str, Any]) -> str:
     value = row["metrics"][metric["id"]]
+    why = row.get("invalid", {}).get(metric["id"])
+    if why:
+        return f"{invalid(why)} {FLAG}"
     if value is None:
         return NOT_MEASURED
     digits = 3 if metric["id"] == "depth.rmse" else 4
@@ -50,7 +58,8 @@ def _accuracy(report: dict[str, Any]) -> list[str]:
              f"Data: {data}. Each measured row is compared with the FP32 row measured on the same data "
              "(onnxruntime FP32 first, else torch FP32); the relative change is in brackets. "
              f"{FLAG} marks a headline metric ({headline}) more than "
-             f"{acc['threshold'] * 100:g} % worse than the reference (AbsRel: lower is better).", ""]
+             f"{acc['threshold'] * 100:g} % worse than the reference (AbsRel: lower is better), and any "
+             f"metric whose JSON value is {invalid('NaN, null or not a number')}.", ""]
     header = ["precision (backend)", *(m["label"] for m in metrics), "data", "measured on", "source"]
     rows = []
     for row in acc["rows"]:
@@ -120,14 +129,20 @@ def _models(report: dict[str, Any]) -> list[str]:
     return [*lines, *_table(header, rows), ""]
 
 
+def _flag_line(f: dict[str, Any], threshold: float) -> str:
+    if f.get("invalid"):
+        return (f"- {FLAG} **{f['row']}**: {f['label']} is {invalid(f['invalid'])}: a broken measurement, "
+                "not a result; re-run its eval.")
+    return (f"- {FLAG} **{f['row']}**: {f['label']} {_cell(f['value'])} vs {_cell(f['reference_value'])} in "
+            f"{f['reference']}, {f['relative_loss'] * 100:.2f} % worse (budget {threshold * 100:g} %).")
+
+
 def _summary(report: dict[str, Any]) -> list[str]:
     acc = report["accuracy"]
     lines = ["## Summary", ""]
     compared = [r for r in acc["rows"] if r["measured"] and not r["is_reference"] and r["reference"]]
     for f in acc["flags"]:
-        lines.append(f"- {FLAG} **{f['row']}**: {f['label']} {_cell(f['value'])} vs "
-                     f"{_cell(f['reference_value'])} in {f['reference']}, "
-                     f"{f['relative_loss'] * 100:.2f} % worse (budget {acc['threshold'] * 100:g} %).")
+        lines.append(_flag_line(f, acc["threshold"]))
     if not compared:
         lines.append("- No measured row could be compared with an FP32 reference on the same data.")
     elif not acc["flags"]:
@@ -165,7 +180,8 @@ def _inputs(report: dict[str, Any]) -> list[str]:
 def render(report: dict[str, Any]) -> str:
     lines = ["# edge_mtl: FPS / accuracy quantization report", "",
              f"Generated {report['created']} from {', '.join(f'`{d}`' for d in report['runs'])}. "
-             f"Cells that no measurement covers say \"{NOT_MEASURED}\"; nothing is estimated.", ""]
+             f"Cells that no measurement covers say \"{NOT_MEASURED}\"; a measurement that holds NaN, null "
+             f"or a non-number says \"{invalid('NaN')}\" {FLAG}; nothing is estimated.", ""]
     for part in (_summary, _accuracy, _speed, _models, _plots, _inputs):
         lines += part(report)
     return "\n".join(lines).rstrip() + "\n"

@@ -2,6 +2,9 @@
 reference, speed per backend, latency per run and per stage, model sizes.
 
 A value that no JSON holds is None here and "not measured" in the markdown; nothing is filled in.
+A metric whose key an eval JSON holds with NaN, null or a non-number is None too, with the reason
+in the row's ``invalid`` (``{"det.map50": "NaN"}``): "invalid (NaN)" in the markdown, and flagged
+like a headline loss, since a broken measurement must not pass the INT8 check.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_mtl.report.collect import Collected, Record, describe_host, field, number
+from edge_mtl.report.collect import Collected, Record, describe_host, field, measured, number
 
 
 @dataclass(frozen=True)
@@ -93,12 +96,13 @@ def _data_key(r: Record) -> tuple[str, int | None]:
 
 
 def _eval_row(r: Record) -> dict[str, Any]:
-    metrics = {m.id: number(field(r.data, "metrics", m.task, m.key)) for m in METRICS}
+    read = {m.id: measured(r.data, "metrics", m.task, m.key) for m in METRICS}
     data_path, n = _data_key(r)
     return {"label": row_label(r.backend, r.precision), "backend": r.backend, "precision": r.precision,
             "device": r.device, "measured": True, "source": str(r.path),
             "model": field(r.data, "model", "path"), "data": {"path": data_path, "num_samples": n},
-            "measured_on": describe_host(r.data), "metrics": metrics}
+            "measured_on": describe_host(r.data), "metrics": {k: v for k, (v, _) in read.items()},
+            "invalid": {k: why for k, (_, why) in read.items() if why}}
 
 
 def _pick_reference(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -129,17 +133,19 @@ def accuracy_table(c: Collected, threshold: float = LOSS_THRESHOLD) -> dict[str,
                 value = row["metrics"][m.id]
                 ref_value = ref["metrics"][m.id] if ref is not None and row is not ref else None
                 row["relative"][m.id] = relative_change(value, ref_value)
-                if is_flagged(m, value, ref_value, threshold):
+                invalid = row["invalid"].get(m.id)
+                if invalid or is_flagged(m, value, ref_value, threshold):
                     row["flags"].append(m.id)
                     flags.append({"row": row["label"], "metric": m.id, "label": m.label, "value": value,
-                                  "reference": ref["label"], "reference_value": ref_value,
+                                  "invalid": invalid, "reference": ref["label"] if ref else None,
+                                  "reference_value": ref_value,
                                   "relative_loss": relative_loss(m, value, ref_value)})
     covered = {(row["backend"], row["precision"]) for row in rows}
     for label, backend, precision in EXPECTED:
         if (backend, precision) not in covered:
             rows.append({"label": label, "backend": backend, "precision": precision, "measured": False,
                          "metrics": dict.fromkeys(_ids()), "relative": dict.fromkeys(_ids()),
-                         "flags": [], "reference": None, "is_reference": False})
+                         "invalid": {}, "flags": [], "reference": None, "is_reference": False})
     rows.sort(key=lambda row: _order(row["backend"], row["precision"]))
     return {"threshold": threshold,
             "metrics": [{"id": m.id, "label": m.label, "higher_is_better": m.higher_is_better,

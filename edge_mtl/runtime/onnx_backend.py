@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_mtl.export.metadata import model_info, parse_metadata
+from edge_mtl.export.metadata import load_onnx, model_info, parse_metadata
 from edge_mtl.files import sha256
 from edge_mtl.runtime.backend import Backend
 from edge_mtl.runtime.preprocess import MEAN, STD
@@ -44,12 +44,12 @@ def onnx_precision(path: str | os.PathLike) -> str:
     """``int8`` for a Q/DQ model, ``fp16`` for a half-precision graph, else ``fp32``."""
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
+    model = load_onnx(path, load_external_data=False)
     ops = {n.op_type for n in model.graph.node}
     if "QuantizeLinear" in ops or "DequantizeLinear" in ops:
         return "int8"
-    elem = model.graph.input[0].type.tensor_type.elem_type
-    return "fp16" if elem == onnx.TensorProto.FLOAT16 else "fp32"
+    inputs = model.graph.input
+    return "fp16" if inputs and inputs[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 else "fp32"
 
 
 def session_options(threads: int | None = None, spin: bool = False) -> Any:
@@ -72,6 +72,17 @@ def session_options(threads: int | None = None, spin: bool = False) -> Any:
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "1" if spin else "0")
     return opts
+
+
+def _check_signature(session: Any, input_name: str, path: str) -> list:
+    """The input's shape, once the graph is known to read ``input_name`` and write every output
+    name (otherwise ``run`` would fail later, with onnxruntime's own error)."""
+    inputs = [i.name for i in session.get_inputs()]
+    missing = sorted(set(OUTPUT_NAMES) - {o.name for o in session.get_outputs()})
+    if inputs != [input_name] or missing:
+        raise ValueError(f"{path}: the graph reads {inputs} and lacks outputs {missing}; an edge_mtl "
+                         f"model reads [{input_name!r}] and writes {list(OUTPUT_NAMES)}")
+    return session.get_inputs()[0].shape
 
 
 class OnnxRuntimeBackend(Backend):
@@ -101,7 +112,7 @@ class OnnxRuntimeBackend(Backend):
                              "this version's pre-processing; re-export the model")
         self.info = model_info(props, path, sha256(path))
         self.input_name = meta["input_name"]
-        shape = self.session.get_inputs()[0].shape
+        shape = _check_signature(self.session, self.input_name, path)
         self.batch = shape[0] if isinstance(shape[0], int) else None
         self.providers = self.session.get_providers()
         self.device = "cuda" if self.providers[0] in GPU_PROVIDERS else "cpu"

@@ -259,3 +259,29 @@ def test_read_waits_out_the_back_off_and_reports_the_real_error():
             src.read()
     finally:
         src.close()
+
+
+def test_folder_skips_corrupt_frames_with_a_warning_naming_each(tmp_path):
+    cv2.imwrite(str(tmp_path / "0.png"), np.full((12, 16), 7, np.uint8))  # gray: IMREAD_UNCHANGED kept
+    jpeg = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 256, (40, 60, 3), np.uint8))[1].tobytes()
+    (tmp_path / "1.jpg").write_bytes(jpeg[: len(jpeg) // 2])  # cv2.imread decodes this, partly grey
+    png = (tmp_path / "0.png").read_bytes()
+    (tmp_path / "2.png").write_bytes(png[:-12])  # no IEND chunk
+    cv2.imwrite(str(tmp_path / "3.png"), np.full((12, 16, 3), 9, np.uint8))
+    warnings: list[str] = []
+    src = open_source(tmp_path, log=warnings.append)
+    frames = list(src)
+    assert [f.index for f in frames] == [0, 3]  # the gap says which were skipped
+    assert frames[0].image.shape == (12, 16, 3) and frames[0].image[0, 0].tolist() == [7, 7, 7]
+    assert src.corrupt == [str(tmp_path / "1.jpg"), str(tmp_path / "2.png")]
+    assert len(warnings) == 2
+    assert "1.jpg: truncated JPEG" in warnings[0] and "2.png: truncated PNG" in warnings[1]
+
+
+def test_a_folder_whose_every_frame_is_corrupt_is_an_error(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    (tmp_path / "b.png").write_bytes(b"")
+    src = open_source(tmp_path, log=lambda msg: None)
+    with pytest.raises(ValueError, match=r"all 2 images are corrupt \(first: .*a\.jpg: truncated JPEG"):
+        src.read()
+    assert src.corrupt == [str(tmp_path / "a.jpg"), str(tmp_path / "b.png")]

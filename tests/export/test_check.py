@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -115,3 +117,28 @@ def test_dla_refuses_explicit_int8(tmp_path):
     path = _save(tmp_path, nodes, inits)
     assert ("dla-implicit-int8", "") in _rules(check_onnx(path, "dla", allow_gpu_fallback=True))
     assert ("dla-implicit-int8", "") not in _rules(check_onnx(path, "tensorrt-10"))
+
+
+def test_files_holding_no_model_are_named(tmp_path, tiny_onnx):
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    from edge_mtl.export.metadata import load_onnx
+
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.onnx: not an ONNX model \(no graph nodes"):
+        check_onnx(empty, "tensorrt-10")  # it parsed as an empty model: an 'opset None' finding
+    truncated = tmp_path / "truncated.onnx"
+    data = Path(tiny_onnx).read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"truncated\.onnx: not a readable ONNX model \(DecodeError"):
+        load_onnx(truncated)
+    with pytest.raises(FileNotFoundError, match=r"missing\.onnx"):
+        load_onnx(tmp_path / "missing.onnx")
+    model = onnx.load(tiny_onnx)
+    convert_model_to_external_data(model, location="weights.bin", size_threshold=0)
+    onnx.save(model, tmp_path / "ext.onnx")
+    (tmp_path / "weights.bin").unlink()
+    with pytest.raises(ValueError, match=r"ext\.onnx: not a readable ONNX model \(ValidationError"):
+        load_onnx(tmp_path / "ext.onnx")
+    assert len(load_onnx(tmp_path / "ext.onnx", load_external_data=False).graph.node) > 0

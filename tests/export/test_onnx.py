@@ -91,3 +91,10 @@ def test_a_failing_simplifier_is_named_and_leaves_nothing(tiny_checkpoint, tmp_p
     with pytest.raises(ValueError, match=r"onnxslim failed.*KeyError.*--simplifier none"):
         export_onnx(tiny_checkpoint, tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_parity_names_a_file_onnxruntime_cannot_load(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    with pytest.raises(ValueError, match=r"bad\.onnx: onnxruntime cannot load it"):
+        parity(bad, torch.nn.Identity(), [])

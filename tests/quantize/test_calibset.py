@@ -61,3 +61,36 @@ def test_bad_sets_say_what_is_wrong(tmp_path):
     bad.write_text("source: web\n")
     with pytest.raises(ValueError, match="needs 'source: synth'"):
         load_calibration_set(bad)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("source: synth\nseed: [1\n", r":3: invalid YAML"),
+    ("- source\n- synth\n", "needs 'source: synth'"),
+    ("source: synth\nseed: [1]\nnum: 2\n", r"seed must be an integer >= 0 and num an integer >= 1"),
+    ("source: synth\nseed: 1\nnum: 0\n", r"got seed=1, num=0"),
+    ("source: synth\nseed: true\nnum: 2\n", r"got seed=True"),
+])
+def test_bad_recipes_name_the_file(tmp_path, text, expected):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(text)
+    with pytest.raises(ValueError, match=rf"r\.yaml.*{expected}"):
+        load_calibration_set(recipe, cache_root=tmp_path / "cache", progress=False)
+
+
+@pytest.mark.parametrize("content", [
+    b"[1, 2]", b'{"schema": "edge_mtl.calib/1", "images": [{"sha256": "x"}]}',
+    b'{"schema": "edge_mtl.calib/1", "images": 3}', b"\xff\xfe{"])
+def test_malformed_manifests_name_the_file(tmp_path, content):
+    manifest = tmp_path / "set.json"
+    manifest.write_bytes(content)
+    with pytest.raises(ValueError, match=r"set\.json: "):
+        load_calibration_set(manifest)
+
+
+def test_a_damaged_cache_manifest_is_rendered_again(tmp_path):
+    recipe = tmp_path / "mini.yaml"
+    recipe.write_text("source: synth\nseed: 5\nnum: 1\n")
+    cache = tmp_path / "cache"
+    (cache / "mini").mkdir(parents=True)
+    (cache / "mini" / "manifest.json").write_text("{not json")
+    assert len(load_calibration_set(recipe, cache_root=cache, progress=False)) == 1

@@ -141,3 +141,11 @@ def test_default_recipe_keeps_its_groups_and_none_keeps_nothing(tiny_onnx, calib
     everything = quantize_qdq(tiny_onnx, tmp_path / "a.onnx", calib, method="minmax", images=2,
                               keep=[], progress=False, cache_dir=tmp_path)
     assert everything.kept_nodes == [] and everything.quantized_nodes > default.quantized_nodes
+
+
+def test_corrupt_model_is_named(calib, tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(np.random.default_rng(0).bytes(1000))
+    with pytest.raises(ValueError, match=r"bad\.onnx: not a readable ONNX model"):
+        quantize_qdq(bad, tmp_path / "out.onnx", calib, progress=False, cache_dir=None)
+    assert not (tmp_path / "out.onnx").exists()

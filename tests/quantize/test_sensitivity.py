@@ -39,3 +39,10 @@ def test_sweep_leaves_each_group_in_float(tiny_onnx, tiny_dataset, tmp_path):
     assert rows[2]["metrics"]["depth"] != rows[0]["metrics"]["depth"]
     if (tmp_path / "ranges").exists():  # onnxruntime with a calibration cache: one for all rows
         assert len(list((tmp_path / "ranges").iterdir())) == 1
+
+
+def test_candidate_groups_of_a_corrupt_model_name_it(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\xff" * 64)
+    with pytest.raises(ValueError, match=r"bad\.onnx: not a readable ONNX model"):
+        candidate_groups(bad)

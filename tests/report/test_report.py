@@ -232,3 +232,40 @@ def test_speed_rows_keep_devices_apart(tmp_path):
     assert sorted((r["device"], r["model_only_p50_ms"]) for r in rows) == [("cpu", 20.0), ("cuda", 3.0)]
     for r in rows:
         assert len(r["measured_on"]) == 1 and r["label"].endswith(r["device"])
+
+
+def test_nan_null_and_text_metrics_read_invalid_not_unmeasured(tmp_path: Path, capsys):
+    run = tmp_path / "run"
+    write(run, "eval_fp32.json", eval_json())
+    int8 = eval_json("int8", values={"map50": float("nan"), "iou": None, "rmse": "n/a"})
+    del int8["metrics"]["depth"]["delta1"]  # a missing key stays "not measured"
+    write(run, "eval_int8.json", int8)  # json.dumps writes the bare NaN an old eval JSON holds
+    assert "NaN" in (run / "eval_int8.json").read_text()
+    report = build_report([run], tmp_path / "out")
+    row = next(r for r in report["accuracy"]["rows"] if r["label"] == "INT8-QDQ (onnxruntime)")
+    assert row["invalid"] == {"det.map50": "NaN", "lane.iou": "null", "depth.rmse": '"n/a"'}
+    assert row["metrics"]["depth.delta1"] is None and "depth.delta1" not in row["invalid"]
+    assert sorted(row["flags"]) == ["depth.rmse", "det.map50", "lane.iou"]  # not a silent pass
+    flags = {f["metric"]: f for f in report["accuracy"]["flags"]}
+    assert flags["det.map50"]["invalid"] == "NaN" and flags["det.map50"]["value"] is None
+    saved = json.loads((tmp_path / "out" / "report.json").read_text(),
+                       parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    saved_row = next(r for r in saved["accuracy"]["rows"] if r["label"] == row["label"])
+    assert saved_row["invalid"] == row["invalid"]
+    md = (tmp_path / "out" / "report.md").read_text()
+    line = next(ln for ln in md.splitlines() if ln.startswith("| INT8-QDQ (onnxruntime) |"))
+    cells = line.strip("| ").split(" | ")[1:8]
+    assert (cells[0], cells[2], cells[5]) == ("invalid (NaN) ⚠", "invalid (null) ⚠", 'invalid ("n/a") ⚠')
+    assert cells[6] == "not measured"
+    assert "det mAP@0.5 is invalid (NaN)" in md and "No headline metric" not in md
+    assert main(["report", str(run), "--out", str(tmp_path / "out2")]) == 0
+    assert "det mAP@0.5 is invalid (NaN)" in capsys.readouterr().err
+
+
+def test_an_invalid_reference_is_flagged_too(tmp_path: Path):
+    run = tmp_path / "run"
+    write(run, "eval_fp32.json", eval_json(values={"abs_rel": float("inf")}))
+    write(run, "eval_int8.json", eval_json("int8"))
+    report = build_report([run], tmp_path / "out")
+    assert {(f["row"], f["metric"], f["invalid"]) for f in report["accuracy"]["flags"]} == {
+        ("FP32 (onnxruntime)", "depth.abs_rel", "Infinity")}

@@ -111,3 +111,15 @@ def test_torch_cuda_graph_matches_eager(tiny_checkpoint, frames):
     for k in OUTPUT_NAMES:
         np.testing.assert_array_equal(first[k], second[k])  # replay is deterministic
         np.testing.assert_allclose(first[k], want[k], rtol=2e-2, atol=2e-2 * (np.abs(want[k]).max() + 1))
+
+
+def test_graph_that_does_not_match_its_metadata_is_refused_at_open(tiny_onnx, tmp_path):
+    import onnx
+
+    model = onnx.load(tiny_onnx)
+    for prop in model.metadata_props:
+        if prop.key == "edge_mtl.input_name":
+            prop.value = "pixels"
+    onnx.save(model, tmp_path / "renamed.onnx")
+    with pytest.raises(ValueError, match=r"renamed\.onnx: the graph reads \['image'\]"):
+        open_backend(tmp_path / "renamed.onnx")
