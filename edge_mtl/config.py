@@ -123,9 +123,12 @@ class Config:
         return Config.from_dict(self.to_dict(), source)
 
     def save(self, path: str | os.PathLike) -> None:
+        """Write as YAML, atomically (a run's config.yaml is never half written)."""
         import yaml
 
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+        from edge_mtl.files import write_atomic
+
+        write_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Config:

@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import Any
 
 from edge_mtl.export.check import QDQ_OPS
-from edge_mtl.export.metadata import parse_metadata
+from edge_mtl.export.metadata import load_onnx, parse_metadata
 from edge_mtl.files import sha256, write_atomic
 from edge_mtl.quantize.calibset import CalibrationSet, load_calibration_set
 from edge_mtl.trt.api import (
@@ -34,9 +34,7 @@ from edge_mtl.trt.sidecar import PRECISIONS, make_sidecar, write_sidecar
 
 def _read_onnx(path: Path) -> tuple[Any, dict[str, Any], bool]:
     """The graph (no external weights), its edge_mtl metadata and whether it holds Q/DQ nodes."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
+    model = load_onnx(path, load_external_data=False)
     meta = parse_metadata({p.key: p.value for p in model.metadata_props}, str(path))
     return model, meta, any(n.op_type in QDQ_OPS for n in model.graph.node)
 
