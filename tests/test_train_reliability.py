@@ -60,7 +60,21 @@ def test_an_existing_run_folder_is_refused_without_resume_or_force(tmp_path, tin
     assert steps_in_log(run) == [1, 2]
 
 
-def test_non_finite_loss_skips_the_step_and_keeps_the_weights(tmp_path, tiny_dataset, monkeypatch, capsys):
+class NanGradient(torch.autograd.Function):
+    """Identity forward, NaN backward: a finite loss whose gradient is not."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("nan")
+
+
+@pytest.mark.parametrize("broken", ["loss", "gradient"])
+def test_a_non_finite_step_is_skipped_and_keeps_the_weights(tmp_path, tiny_dataset, monkeypatch, capsys,
+                                                            broken):
     real = train_module.compute_losses
     calls = [0]
 
@@ -68,7 +82,8 @@ def test_non_finite_loss_skips_the_step_and_keeps_the_weights(tmp_path, tiny_dat
         calls[0] += 1
         losses = real(*args, **kw)
         if calls[0] == 2:
-            losses["det"] = losses["det"] * float("nan")
+            det = losses["det"]
+            losses["det"] = det * float("nan") if broken == "loss" else NanGradient.apply(det)
         return losses
 
     monkeypatch.setattr(train_module, "compute_losses", nan_on_second)

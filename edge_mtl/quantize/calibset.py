@@ -4,12 +4,14 @@ A set is named by one of
 - a recipe ``calibration/NAME.yaml`` (``source: synth``, ``seed``, ``num``): rendered once from
   the synthetic world into ``calibration/cache/NAME/`` (git-ignored) with its manifest;
 - a manifest ``*.json`` (schema ``edge_mtl.calib/1``): every image is checked against its hash;
-- a folder of frames (``*.jpg``, ``*.png``, ``*.bmp``): taken in sorted order.
+- a folder of frames (``*.jpg``, ``*.png``, ``*.bmp``): taken in sorted order; a truncated
+  frame is refused before calibration starts.
 The default set is ``calibration/synth_default.yaml``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ import numpy as np
 
 from edge_mtl.config import read_yaml
 from edge_mtl.files import sha256
+from edge_mtl.imageio import integrity_problem
 
 SCHEMA = "edge_mtl.calib/1"
 CALIBRATION_DIR = Path(__file__).resolve().parent.parent.parent / "calibration"
@@ -134,8 +137,14 @@ def _from_folder(folder: Path) -> CalibrationSet:
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
         raise ValueError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) to calibrate on")
-    hashes = tuple(sha256(p) for p in images)
-    return CalibrationSet(folder.name, folder, tuple(images), hashes)
+    hashes = []
+    for image in images:  # one read serves the hash and the integrity check
+        data = image.read_bytes()
+        problem = integrity_problem(data)
+        if problem:
+            raise ValueError(f"calibration set {folder}: {image}: {problem}; remove or replace it")
+        hashes.append(hashlib.sha256(data).hexdigest())
+    return CalibrationSet(folder.name, folder, tuple(images), tuple(hashes))
 
 
 def load_calibration_set(spec: str | os.PathLike | None = None, cache_root: Path | None = None,

@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge_mtl.data.format import DatasetError, DatasetReader, parse_drop_labels, synthesize
 from edge_mtl.data.world import render_random
@@ -93,3 +95,17 @@ def test_sequence_mode_writes_a_coherent_drive(tmp_path):
     a, b = reader[0].image.astype(int), reader[1].image.astype(int)
     assert 0 < np.abs(a - b).mean() < 12
     assert json.loads((root / "meta.json").read_text())["sequence"] is True
+
+
+DROP_TOKENS = ["det", "lane", "depth", "=", ",", "0.5", "1", "-1", "x", "nan", "inf", " "]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40) | st.lists(st.sampled_from(DROP_TOKENS), max_size=12).map("".join))
+def test_any_drop_labels_text_is_parsed_or_refused_by_name(text):
+    try:
+        drops = parse_drop_labels(text)
+    except ValueError as e:
+        assert "--drop-labels" in str(e)
+    else:
+        assert set(drops) == {"det", "lane", "depth"} and all(0.0 <= p <= 1.0 for p in drops.values())

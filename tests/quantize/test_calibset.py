@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge_mtl.quantize.calibset import _write_manifest, load_calibration_set
-from tests.helpers import TINY_SIZE
+from tests.helpers import TINY_SIZE, write_random_frames
 
 
 def _frames(folder, n=3):
@@ -94,3 +94,17 @@ def test_a_damaged_cache_manifest_is_rendered_again(tmp_path):
     (cache / "mini").mkdir(parents=True)
     (cache / "mini" / "manifest.json").write_text("{not json")
     assert len(load_calibration_set(recipe, cache_root=cache, progress=False)) == 1
+
+
+def test_a_truncated_frame_in_a_folder_set_stops_calibration_before_it_starts(tmp_path, tiny_onnx, capsys):
+    from edge_mtl.cli import main
+
+    folder = write_random_frames(tmp_path / "frames", 3, (48, 64))
+    jpg = folder / "001.jpg"
+    cv2.imwrite(str(jpg), cv2.imread(str(folder / "001.png")))
+    (folder / "001.png").unlink()
+    jpg.write_bytes(jpg.read_bytes()[:300])
+    out = tmp_path / "m.int8.onnx"
+    assert main(["calibrate", tiny_onnx, "--calib", str(folder), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "001.jpg: truncated JPEG" in err and not out.exists()
