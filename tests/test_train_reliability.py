@@ -242,3 +242,41 @@ def test_resume_goes_on_in_the_run_folder_unless_out_is_given(tmp_path, tiny_dat
     assert main(["train", "--config", str(tmp_path / "tiny.yaml"), "--resume", resume, "--steps", "3"]) == 0
     assert read_checkpoint(tmp_path / "b" / "last.pt")["step"] == 3 and not (tmp_path / "a").exists()
     assert steps_in_log(tmp_path / "b") == [1, 2, 3]
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (Path.touch, (Path(os.environ["EDGE_MTL_TEST_MARKER"]),))
+
+
+def test_a_checkpoint_holding_pickled_code_is_refused_without_running_it(tmp_path, tiny_dataset, monkeypatch,
+                                                                         capsys):
+    marker = tmp_path / "code_ran"
+    monkeypatch.setenv("EDGE_MTL_TEST_MARKER", str(marker))
+    torch.save({"format": "edge_mtl.ckpt/1", "config": {}, "model": {}, "payload": _RunsCode()},
+               tmp_path / "evil.pt")
+    assert main(["eval", str(tmp_path / "evil.pt"), "--data", tiny_dataset]) == 2
+    assert "evil.pt: not a readable checkpoint" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def test_a_failed_or_killed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    from edge_mtl.model.tritask import build_model
+
+    cfg = Config(model=tiny_model_config())
+    model = build_model(cfg.model)
+    path = save_checkpoint(tmp_path / "last.pt", cfg, model, step=1)
+    before = path.read_bytes()
+    (tmp_path / "last.pt.tmp").write_bytes(before[:100])  # what a SIGKILL mid-save leaves
+    assert read_checkpoint(path)["step"] == 1
+
+    def disk_full(obj, f, *args, **kw):
+        Path(f).write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(path, cfg, model, step=2)
+    assert path.read_bytes() == before and not (tmp_path / "last.pt.tmp").exists()
+    monkeypatch.undo()
+    assert read_checkpoint(save_checkpoint(path, cfg, model, step=3))["step"] == 3
