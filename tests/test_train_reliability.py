@@ -280,3 +280,19 @@ def test_a_failed_or_killed_save_keeps_the_previous_checkpoint(tmp_path, monkeyp
     assert path.read_bytes() == before and not (tmp_path / "last.pt.tmp").exists()
     monkeypatch.undo()
     assert read_checkpoint(save_checkpoint(path, cfg, model, step=3))["step"] == 3
+
+
+def test_a_sample_that_breaks_after_the_check_is_dropped_from_its_batch_and_listed(tmp_path, damaged_dataset,
+                                                                                   monkeypatch):
+    import json
+
+    from edge_mtl.data.preflight import DataCheck
+
+    # The check ran before the files broke: every sample looked good then.
+    monkeypatch.setattr(train_module, "check_dataset",
+                        lambda root, **kw: DataCheck(str(root), 6, good=list(range(6))))
+    cfg = tiny_config(str(damaged_dataset), str(tmp_path / "run"), steps=6)
+    assert read_checkpoint(train(cfg, progress=False))["step"] == 6
+    report = json.loads((tmp_path / "run" / "data_check.json").read_text())
+    names = {Path(p["file"]).name for p in report["skipped_in_training"]}
+    assert names == {"000001.json", "000003.json"}  # 6 steps of 2 cover the 6 samples twice

@@ -225,3 +225,14 @@ def test_any_damaged_image_bytes_are_a_valid_sample_or_a_named_error(copy, cut, 
             assert str(path) in str(e)
         finally:
             path.write_bytes(original)
+
+
+def test_eval_refuses_a_model_whose_outputs_are_not_finite(tiny_onnx, tiny_dataset):
+    from edge_mtl.evaluate import evaluate
+    from edge_mtl.runtime.backend import open_backend
+
+    with open_backend(tiny_onnx) as backend:
+        real = backend._run
+        backend._run = lambda x: {k: v * np.nan if k == "depth" else v for k, v in real(x).items()}
+        with pytest.raises(ValueError, match=r"tiny\.onnx: non-finite depth .* the model is broken"):
+            evaluate(backend, tiny_dataset, progress=False)
