@@ -77,6 +77,14 @@ class WeightingConfig:
     fixed: dict[str, float] = field(default_factory=lambda: {"det": 1.0, "lane": 1.0, "depth": 1.0},
                                     metadata={"keys": TASKS, "ge": 0})
 
+    def __post_init__(self) -> None:
+        missing = [t for t in TASKS if t not in self.fixed]
+        if missing:
+            raise ValueError(f"weighting.fixed needs a weight for every task; missing {missing}")
+        if self.strategy == "uncertainty" and not all(w > 0 for w in self.fixed.values()):
+            raise ValueError(f"weighting.fixed={self.fixed}: uncertainty weighting starts from "
+                             "log(weight), so every weight must be > 0")
+
 
 @dataclass
 class TrainConfig:
@@ -87,7 +95,7 @@ class TrainConfig:
     lr: float = field(default=2e-3, metadata={"gt": 0})
     weight_decay: float = field(default=0.05, metadata={"ge": 0})
     warmup_lr_steps: int = field(default=100, metadata={"ge": 0})
-    # random horizontal crop for speed; None = full width
+    # random horizontal crop for speed (a multiple of 32); None = full width
     crop_width: int | None = field(default=320, metadata={"ge": 32})
     hflip: bool = True
     workers: int = field(default=1, metadata={"ge": 0})
@@ -101,6 +109,11 @@ class TrainConfig:
     init: str | None = None  # start from these weights (fine-tuning); new or reshaped layers fresh
     # steps in a row with a non-finite loss or gradient that stop the run
     max_bad_steps: int = field(default=20, metadata={"ge": 1})
+
+    def __post_init__(self) -> None:
+        if self.crop_width is not None and self.crop_width % 32:
+            raise ValueError(f"train.crop_width={self.crop_width} must be a multiple of 32 (the "
+                             "network's largest stride), or null for the full width")
 
 
 @dataclass

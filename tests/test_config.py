@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from pathlib import Path
 
@@ -184,8 +185,23 @@ def test_overrides_name_the_override_and_key():
         apply_overrides(Config(), ["train.lr=.inf"])
     with pytest.raises(ValueError, match=r"override 'train': expected section\.key=value"):
         apply_overrides(Config(), ["train"])
-    cfg = apply_overrides(Config(), ["train.out=2024", "train.data=yes", "weighting.fixed={det: 2}"])
-    assert (cfg.train.out, cfg.train.data, cfg.weighting.fixed) == ("2024", "yes", {"det": 2.0})
+    cfg = apply_overrides(Config(), ["train.out=2024", "train.data=yes",
+                                     "weighting.fixed={det: 2, lane: 1, depth: 0.5}"])
+    assert (cfg.train.out, cfg.train.data, cfg.weighting.fixed) == ("2024", "yes",
+                                                                    {"det": 2.0, "lane": 1.0, "depth": 0.5})
+
+
+@pytest.mark.parametrize(("override", "problem"), [
+    ("train.crop_width=100", "train.crop_width=100 must be a multiple of 32"),
+    ("weighting.fixed={det: 2}", "needs a weight for every task; missing ['lane', 'depth']"),
+    ("weighting.fixed={det: 0, lane: 1, depth: 1}", "every weight must be > 0"),
+])
+def test_settings_that_would_fail_only_once_training_runs_are_refused_at_load(override, problem):
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        apply_overrides(Config(), [override])
+    zero_det = "weighting.fixed={det: 0, lane: 1, depth: 1}"
+    fixed = apply_overrides(Config(), ["weighting.strategy=fixed", zero_det])
+    assert fixed.weighting.fixed["det"] == 0.0  # a zero weight is fine for fixed weighting
 
 
 def test_validated_checks_a_config_changed_in_code():
