@@ -236,3 +236,19 @@ def test_eval_refuses_a_model_whose_outputs_are_not_finite(tiny_onnx, tiny_datas
         backend._run = lambda x: {k: v * np.nan if k == "depth" else v for k, v in real(x).items()}
         with pytest.raises(ValueError, match=r"tiny\.onnx: non-finite depth .* the model is broken"):
             evaluate(backend, tiny_dataset, progress=False)
+
+
+def test_a_whole_jpeg_with_a_trailer_passes_and_a_thumbnail_marker_does_not_count():
+    from edge_mtl.imageio import integrity_problem
+
+    image = np.random.default_rng(0).integers(0, 256, (72, 128, 3), dtype=np.uint8)
+    for params in ([], [cv2.IMWRITE_JPEG_PROGRESSIVE, 1], [cv2.IMWRITE_JPEG_RST_INTERVAL, 2]):
+        data = cv2.imencode(".jpg", image, params)[1].tobytes()
+        assert integrity_problem(data) is None
+        assert integrity_problem(data + b"MotionPhoto trailer \xff\xd8...") is None
+        assert integrity_problem(data[: len(data) * 9 // 10]) == "truncated JPEG (no end-of-image marker)"
+        thumb = cv2.imencode(".jpg", image[::4, ::4])[1].tobytes()
+        app1 = b"Exif\x00\x00" + thumb
+        with_thumb = data[:2] + b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1 + data[2:]
+        assert integrity_problem(with_thumb) is None
+        assert integrity_problem(with_thumb[: len(with_thumb) * 2 // 3]) is not None  # thumbnail ends early
