@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import torch
 
 from edge_mtl.config import Config
-from edge_mtl.files import sha256  # noqa: F401  (re-exported: checkpoint.sha256)
+from edge_mtl.files import sha256, write_atomic  # noqa: F401  (sha256 re-exported: checkpoint.sha256)
 from edge_mtl.model.tritask import TriTaskNet, build_model
 
 FORMAT = "edge_mtl.ckpt/1"
@@ -59,6 +60,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not an edge_mtl checkpoint (expected format {FORMAT!r})")
+    weights = payload.get("model")
+    if not isinstance(payload.get("config"), dict) or not isinstance(weights, dict) or \
+            not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise ValueError(f"{path}: damaged edge_mtl checkpoint (needs a config mapping and a model "
+                         "of named tensors)")
     config = payload.get("config")
     model_cfg = config.get("model") if isinstance(config, dict) else None
     if isinstance(model_cfg, dict):  # written before model.lane_stride existed: the stride-2 head
@@ -116,9 +122,6 @@ def release(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 
 
 def _save_atomic(payload: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_atomic(path, buffer.getvalue())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -26,7 +25,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from edge_mtl.config import Config, apply_overrides
     from edge_mtl.train import train
 
-    cfg = Config.load(args.config)
+    if args.resume and args.config is None:  # the run's own settings, as it was started
+        from edge_mtl.checkpoint import read_checkpoint
+
+        cfg = Config.from_dict(read_checkpoint(args.resume)["config"], source=f"{args.resume}:config")
+    else:
+        cfg = Config.load(args.config or DEFAULT_CONFIG)
     overrides = list(args.set or [])
     if args.steps is not None:
         overrides.append(f"train.steps={args.steps}")
@@ -50,9 +54,9 @@ def _cmd_check_data(args: argparse.Namespace) -> int:
         print(problem.reason)
     print(result.summary() + f" ({result.seconds:.1f} s)")
     if args.json:
-        from edge_mtl.files import write_atomic
+        from edge_mtl.files import to_json, write_atomic
 
-        write_atomic(args.json, json.dumps(result.to_dict(), indent=2) + "\n")
+        write_atomic(args.json, to_json(result.to_dict(), indent=2) + "\n")
     return 1 if result.bad else 0
 
 
@@ -214,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_synth)
 
     t = sub.add_parser("train", help="train the tri-task network")
-    t.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: %(default)s)")
+    t.add_argument("--config", help=f"YAML config (default: the --resume checkpoint's own, else "
+                                    f"{DEFAULT_CONFIG.relative_to(DEFAULT_CONFIG.parents[1])})")
     t.add_argument("--data", help="training dataset folder (overrides train.data)")
     t.add_argument("--out", help="run folder (overrides train.out)")
     t.add_argument("--steps", type=positive_int, help="optimizer steps (overrides train.steps)")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 import math
 import os
 import sys
@@ -23,7 +22,7 @@ from edge_mtl.config import Config
 from edge_mtl.data.dataset import BadSample, EpochSampler, MultiTaskDataset, collate_skipping
 from edge_mtl.data.format import DatasetError
 from edge_mtl.data.preflight import DataCheck, check_dataset
-from edge_mtl.files import write_atomic
+from edge_mtl.files import to_json, write_atomic
 from edge_mtl.losses import compute_losses
 from edge_mtl.model.tritask import build_model
 from edge_mtl.types import TASKS, Batch
@@ -45,30 +44,38 @@ def _setup_distributed() -> tuple[int, int, torch.device]:
 
 def recalibrate_bn(model: torch.nn.Module, data: str, size: tuple[int, int], batches: int,
                    batch_size: int, device: torch.device, workers: int = 0,
-                   indices: list[int] | None = None) -> list[BadSample]:
+                   indices: list[int] | None = None, strict: bool = False) -> list[BadSample]:
     """Precise BN: recompute every BatchNorm's running statistics on full-size training images
     with the final weights (cumulative average over ``batches`` batches, a fixed sample order).
-    Unreadable samples are left out and returned.
+    Unreadable samples are left out and returned (``strict``: they raise); no readable batch
+    at all is an error, since the statistics would be reset to nothing.
 
     torchvision's MobileNets use BN momentum 0.01, so after training from scratch the running
     statistics trail the weights by hundreds of steps and eval-mode outputs are far off.
     """
     from torch.optim.swa_utils import update_bn
 
-    dataset = MultiTaskDataset(data, size, indices=indices, skip_bad=True)
+    dataset = MultiTaskDataset(data, size, indices=indices, skip_bad=not strict)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=True, collate_fn=collate_skipping, num_workers=workers,
         generator=torch.Generator().manual_seed(0))
     skipped: list[BadSample] = []
+    used = [0]
 
     def images() -> Iterator[torch.Tensor]:
         for batch, bad in itertools.islice(loader, batches):
             skipped.extend(bad)
             if batch is not None:
+                used[0] += 1
                 yield batch.image.to(device)
 
+    state = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
         update_bn(images(), model)
+    if not used[0]:
+        model.load_state_dict(state)
+        first = f"; first: {skipped[0].reason}" if skipped else ""
+        raise DatasetError(f"{data}: BatchNorm re-estimation read no batch{first}")
     return skipped
 
 
@@ -157,20 +164,36 @@ def _batches(loader: torch.utils.data.DataLoader, sampler: EpochSampler, positio
 
 def _preflight(cfg: Config, out: Path, strict: bool, progress: bool, rank: int, world: int) -> DataCheck:
     """`check_dataset` on rank 0, shared with every rank; its report goes to RUN/data_check.json."""
-    check = None
+    check, error = None, None
     if rank == 0:
-        check = check_dataset(cfg.train.data, workers=cfg.train.workers, strict=strict, progress=progress)
-        if check.bad:
+        try:
+            check = check_dataset(cfg.train.data, strict=strict, progress=progress)
+        except DatasetError as e:
+            error = e
+        if check is not None and check.bad:
             print(f"warning: {check.summary()}; skipping the bad ones (see {out / 'data_check.json'}):",
                   file=sys.stderr)
             for problem in check.bad[:5]:
                 print(f"  {problem.reason}", file=sys.stderr)
-    if world > 1:
-        shared = [check]
+    if world > 1:  # every rank gets the result, or raises rank 0's error (none waits forever)
+        shared = [check, None if error is None else str(error)]
         dist.broadcast_object_list(shared, src=0)
-        check = shared[0]
+        check, message = shared
+        if message is not None:
+            error = error or DatasetError(message)
+    if error is not None:
+        raise error
     assert check is not None
     return check
+
+
+def _agree(flags: list[bool], world: int, device: torch.device) -> list[bool]:
+    """Each flag if it holds on every rank (one all-reduce in DDP, so that all ranks take one path)."""
+    if world == 1:
+        return flags
+    t = torch.tensor([float(f) for f in flags], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return [bool(v) for v in t.tolist()]
 
 
 def _all_finite(tensors: list[torch.Tensor]) -> bool:
@@ -196,6 +219,11 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
     state = None
     if resume:
         state = read_checkpoint(resume)
+        missing = [k for k in ("weighting", "optimizer", "scheduler", "step") if k not in state]
+        if missing:
+            raise ValueError(f"{resume}: holds no training state ({', '.join(missing)} missing: a "
+                             f"release file?); it cannot be resumed, but it can seed a run: "
+                             f"--set train.init={resume}")
         check_finite_weights(state["model"], resume)
     torch.manual_seed(tc.seed + rank)
     size = (cfg.model.input_height, cfg.model.input_width)
@@ -220,7 +248,7 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
         optimizer, lambda s: lr_factor(s, tc.steps, tc.warmup_lr_steps))
     use_amp = tc.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    step, position, bad_steps, bn_done = 0, [0, 0], 0, False
+    step, position, bad_steps, bn_done, amp_overflows = 0, [0, 0], 0, False, 0
     if tc.init and not resume:
         fresh = init_from(model, tc.init)
         if is_main and fresh:
@@ -250,9 +278,12 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
     log_path = out / "log.csv"
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
+        if force and not resume:  # the old run's weights must not be resumed by mistake later
+            for name in ("last.pt", "log.png"):
+                (out / name).unlink(missing_ok=True)
         cfg.save(out / "config.yaml")
         _start_log(log_path, step)
-        write_atomic(out / "data_check.json", json.dumps(data_check.to_dict(), indent=2) + "\n")
+        write_atomic(out / "data_check.json", to_json(data_check.to_dict(), indent=2) + "\n")
     skipped: list[BadSample] = []
     buffers = [b for b in (*model.buffers(), *weighting.buffers()) if b.is_floating_point()]
     saved_buffers = [b.detach().clone() for b in buffers]
@@ -271,17 +302,21 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
     batches = _batches(loader, sampler, position)
     bar = tqdm(total=tc.steps, initial=min(step, tc.steps), desc="train", unit="step",
                disable=not (progress and is_main))
-    tick, seen, in_a_row, saved_step = time.perf_counter(), 0, 0, step
+    tick, seen, in_a_row, saved_step, empty_in_a_row = time.perf_counter(), 0, 0, step, 0
     try:
         while step < tc.steps:
             batch, bad = next(batches)
-            skipped += bad
             for b in bad:
-                print(f"warning: skipped {b.reason}", file=sys.stderr)
-            if batch is None:
-                if world > 1:
-                    raise DatasetError(f"every sample of a batch failed to read: {bad[0].reason}")
+                if all(b.file != s.file for s in skipped):  # warn once per file
+                    print(f"warning: skipped {b.reason}", file=sys.stderr)
+            skipped += bad
+            if not _agree([batch is not None], world, device)[0]:  # a rank has nothing readable
+                empty_in_a_row += 1
+                if empty_in_a_row > len(loader):
+                    raise DatasetError(f"{tc.data}: no sample could be read for a whole pass over the "
+                                       f"data; stopped (last: {skipped[-1].reason if skipped else '?'})")
                 continue
+            empty_in_a_row = 0
             batch = batch.to(device)
             torch._foreach_copy_(saved_buffers, buffers)
             with torch.autocast(device.type, enabled=use_amp):
@@ -294,15 +329,15 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
                 _average_gradients(weighting, world)
             scaler.unscale_(optimizer)
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            finite = _all_finite([total.detach(), norm, *(p.grad for p in weighting.parameters()
-                                                          if p.grad is not None)])
-            if world > 1:
-                flag = torch.tensor(float(finite), device=device)
-                dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-                finite = bool(flag.item())
-            if finite:
+            loss_ok, grads_ok = _agree(
+                [_all_finite([total.detach()]),
+                 _all_finite([norm, *(p.grad for p in weighting.parameters() if p.grad is not None)])],
+                world, device)
+            if loss_ok and grads_ok:
                 scaler.step(optimizer)
                 in_a_row = 0
+            elif use_amp and loss_ok and scaler.get_scale() >= 1.0:
+                amp_overflows += 1  # fp16 gradients overflowed: GradScaler skips and lowers its scale
             else:  # the step is skipped: weights untouched, BatchNorm statistics put back
                 torch._foreach_copy_(buffers, saved_buffers)
                 bad_steps, in_a_row = bad_steps + 1, in_a_row + 1
@@ -342,9 +377,9 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
         plot_log(log_path)
         if tc.bn_batches > 0:
             skipped += recalibrate_bn(model, tc.data, size, tc.bn_batches, tc.batch_size, device,
-                                      tc.workers, indices=data_check.good)
+                                      tc.workers, indices=data_check.good, strict=strict)
         checkpoint(recalibrated=True)
-        _finish_report(out, data_check, skipped, bad_steps)
+        _finish_report(out, data_check, skipped, bad_steps, amp_overflows)
     if dist.is_initialized():
         dist.barrier()
     return path
@@ -358,12 +393,13 @@ def _restore_rng(rng: dict | None, rank: int) -> None:
         torch.cuda.set_rng_state(rng["cuda"])
 
 
-def _finish_report(out: Path, data_check: DataCheck, skipped: list[BadSample], bad_steps: int) -> None:
-    """The run's data problems (pre-flight and during training) in RUN/data_check.json, and a
-    summary line for each kind of trouble met."""
+def _finish_report(out: Path, data_check: DataCheck, skipped: list[BadSample], bad_steps: int,
+                   amp_overflows: int) -> None:
+    """The run's data problems (pre-flight and during training) and skipped steps in
+    RUN/data_check.json, and a summary line for each kind of trouble met."""
     report = data_check.to_dict() | {"skipped_in_training": [vars(b) for b in skipped],
-                                     "bad_steps": bad_steps}
-    write_atomic(out / "data_check.json", json.dumps(report, indent=2) + "\n")
+                                     "bad_steps": bad_steps, "amp_overflow_steps": amp_overflows}
+    write_atomic(out / "data_check.json", to_json(report, indent=2) + "\n")
     if data_check.bad or skipped:
         print(f"data: {len(data_check.bad)} bad samples left out, {len(skipped)} skipped while training "
               f"(see {out / 'data_check.json'})", file=sys.stderr)

@@ -270,11 +270,12 @@ def test_a_failed_or_killed_save_keeps_the_previous_checkpoint(tmp_path, monkeyp
     (tmp_path / "last.pt.tmp").write_bytes(before[:100])  # what a SIGKILL mid-save leaves
     assert read_checkpoint(path)["step"] == 1
 
-    def disk_full(obj, f, *args, **kw):
-        Path(f).write_bytes(b"partial")
+    def disk_full(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(torch, "save", disk_full)
+    import edge_mtl.files
+
+    monkeypatch.setattr(edge_mtl.files.os, "fsync", disk_full)  # after a partial write
     with pytest.raises(OSError, match="No space left"):
         save_checkpoint(path, cfg, model, step=2)
     assert path.read_bytes() == before and not (tmp_path / "last.pt.tmp").exists()
@@ -296,3 +297,60 @@ def test_a_sample_that_breaks_after_the_check_is_dropped_from_its_batch_and_list
     report = json.loads((tmp_path / "run" / "data_check.json").read_text())
     names = {Path(p["file"]).name for p in report["skipped_in_training"]}
     assert names == {"000001.json", "000003.json"}  # 6 steps of 2 cover the 6 samples twice
+
+
+def test_resume_takes_the_runs_own_config_and_refuses_a_release_file(tmp_path, tiny_dataset, capsys):
+    cfg = tiny_config(tiny_dataset, str(tmp_path / "run"), steps=2)
+    cfg.save(tmp_path / "tiny.yaml")
+    assert main(["train", "--config", str(tmp_path / "tiny.yaml")]) == 0
+    last = str(tmp_path / "run" / "last.pt")
+    # No --config: the tiny network of the checkpoint, not the default config's full-size one.
+    assert main(["train", "--resume", last, "--steps", "3"]) == 0
+    assert read_checkpoint(last)["step"] == 3
+    assert main(["release", last, "--out", str(tmp_path / "small.pt")]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "small.pt"), "--out", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err
+    assert "small.pt: holds no training state" in err and "--set train.init=" in err
+
+
+def test_force_does_not_leave_the_old_weights_to_be_resumed(tmp_path, tiny_dataset, monkeypatch):
+    cfg = tiny_config(tiny_dataset, str(tmp_path / "run"), steps=2)
+    train(cfg, progress=False)
+    interrupt_at_call(monkeypatch, 1)  # the forced run stops before its first save
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False, force=True)
+    assert not (tmp_path / "run" / "last.pt").exists() and steps_in_log(tmp_path / "run") == []
+
+
+def test_data_that_breaks_entirely_mid_run_stops_with_an_error_not_a_loop(tmp_path, tiny_dataset,
+                                                                           monkeypatch):
+    from edge_mtl.data.format import DatasetError
+    from edge_mtl.data.preflight import DataCheck
+
+    root = tmp_path / "gone"
+    shutil.copytree(tiny_dataset, root)
+    for jpg in (root / "images").glob("*.jpg"):
+        jpg.write_bytes(b"")  # the disk went away after the check
+    monkeypatch.setattr(train_module, "check_dataset",
+                        lambda r, **kw: DataCheck(str(r), 6, good=list(range(6))))
+    cfg = tiny_config(str(root), str(tmp_path / "run"), steps=3)
+    with pytest.raises(DatasetError, match="no sample could be read for a whole pass"):
+        train(cfg, progress=False)
+
+
+def test_bn_reestimation_that_reads_no_batch_is_an_error_and_keeps_the_statistics(tmp_path, tiny_dataset):
+    from edge_mtl.data.format import DatasetError
+    from edge_mtl.model.tritask import build_model
+    from edge_mtl.train import recalibrate_bn
+    from tests.helpers import TINY_SIZE
+
+    root = tmp_path / "gone"
+    shutil.copytree(tiny_dataset, root)
+    for jpg in (root / "images").glob("*.jpg"):
+        jpg.write_bytes(jpg.read_bytes()[:100])
+    model = build_model(tiny_model_config()).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(DatasetError, match=r"BatchNorm re-estimation read no batch; first: .*truncated JPEG"):
+        recalibrate_bn(model, str(root), TINY_SIZE, batches=2, batch_size=2, device=torch.device("cpu"))
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
