@@ -344,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "renamed when the run ends)")
     m.add_argument("--max-frames", type=positive_int, help="stop after N frames")
     m.add_argument("--bench-json", help="write the run summary (frames, dropped, corrupt frames, FPS, "
-                                        "per-stage ms, stop reason) here, also when the run fails")
+                                        "per-stage ms, stop reason) here, also when the loop fails once "
+                                        "started")
     m.add_argument("--width", type=positive_int, help="capture width (csi, webcam; csi default 1280)")
     m.add_argument("--height", type=positive_int, help="capture height (csi, webcam; csi default 720)")
     m.add_argument("--fps", type=positive_int, help="capture frame rate (csi, webcam; csi default 30)")

@@ -271,6 +271,7 @@ class _Run:
     frame_size: tuple[int, int] | None = None
     started: float = 0.0
     reason: str = "end of stream"
+    recording_failed: bool = False
 
 
 def _loop(src: FrameSource, runner: Backend, timer: StageTimer, run: _Run, stop: threading.Event,
@@ -313,7 +314,11 @@ def _loop(src: FrameSource, runner: Backend, timer: StageTimer, run: _Run, stop:
             draw_overlay(image, pred, hud, runner.info.class_names)
         with timer.stage("output"):
             if recorder is not None:
-                recorder.write(image)
+                try:
+                    recorder.write(image)
+                except Exception:
+                    run.recording_failed = True
+                    raise
             keep_going = window.show(image) if window is not None else True
         run.frames += 1
         timer.samples["loop"].append((time.perf_counter() - t0) * 1e3)
@@ -431,8 +436,13 @@ def run_camera(source: str | int | os.PathLike | FrameSource, model: str | os.Pa
 
 
 def _close_recorder(recorder: Recorder | None, run: _Run, failure: Exception | None) -> Exception | None:
-    """Finalise the recording; a failure to do so becomes the run's error unless it already has one."""
+    """Finalise the recording: the frames written so far are kept also when the source or backend
+    failed, but a recording whose own write failed stays at its partial name (an older file of
+    the final name survives). A failure to finalise becomes the run's error unless it has one."""
     if recorder is None:
+        return failure
+    if run.recording_failed:
+        recorder.abort()
         return failure
     try:
         recorder.close()

@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from multiprocessing import get_context
 from typing import Any
 
@@ -51,15 +50,22 @@ class BadDataError(DatasetError):
     """``strict`` met a bad sample, or no sample at all is readable."""
 
 
-@lru_cache(maxsize=4)
-def _reader(root: str) -> DatasetReader:
-    return DatasetReader(root)
+_worker_reader: DatasetReader | None = None
 
 
-def _check_one(job: tuple[str, int]) -> tuple[int, str | None]:
-    root, index = job
+def _open_in_worker(root: str) -> None:
+    global _worker_reader
+    _worker_reader = DatasetReader(root)
+
+
+def _check_in_worker(index: int) -> tuple[int, str | None]:
+    assert _worker_reader is not None
+    return _check_one(_worker_reader, index)
+
+
+def _check_one(reader: DatasetReader, index: int) -> tuple[int, str | None]:
     try:
-        _reader(root)[index]
+        reader[index]
     except DatasetError as e:
         return index, str(e)
     return index, None
@@ -77,18 +83,18 @@ def check_dataset(root: str | os.PathLike, workers: int | None = None, strict: b
     start = time.perf_counter()
     reader = DatasetReader(root)  # a bad folder (no meta.json, no labels) fails here, whatever the policy
     result = DataCheck(str(root), len(reader))
-    jobs = [(str(root), i) for i in range(len(reader))]
+    indices = range(len(reader))
     if workers is None:  # a process pool pays off only for more than a few samples
-        workers = min(os.cpu_count() or 1, 8) if len(jobs) >= 16 else 1
-    bar = tqdm(total=len(jobs), desc=f"check {root}", unit="sample", disable=not progress)
+        workers = min(os.cpu_count() or 1, 8) if len(indices) >= 16 else 1
+    bar = tqdm(total=len(indices), desc=f"check {root}", unit="sample", disable=not progress)
     try:
         if workers <= 1:
-            outcomes = map(_check_one, jobs)
-            _collect(outcomes, result, reader, strict, bar)
+            _collect((_check_one(reader, i) for i in indices), result, reader, strict, bar)
         else:
             # spawn: the caller may hold torch's thread pools, which do not survive a fork
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-                _collect(pool.map(_check_one, jobs, chunksize=8), result, reader, strict, bar)
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_open_in_worker,
+                                     initargs=(str(root),)) as pool:
+                _collect(pool.map(_check_in_worker, indices, chunksize=8), result, reader, strict, bar)
     finally:
         bar.close()
     result.seconds = round(time.perf_counter() - start, 2)

@@ -298,3 +298,23 @@ def test_bench_loop_runs_on_frames_in_memory(tmp_path, tiny_onnx, folder, capsys
     assert data["frames"] == 3 and data["frame_size"] == [720, 1280] and data["source"]["kind"] == "memory"
     assert 0.0 <= data["other_cpu_share"] <= 1.0
     assert "pre+post+draw p50" in capsys.readouterr().out
+
+
+def test_a_failing_recording_does_not_replace_an_older_file_of_its_name(tmp_path, tiny_onnx, monkeypatch):
+    from edge_mtl.video import Recorder
+
+    out, js = tmp_path / "drive.mp4", tmp_path / "drive.json"
+    out.write_bytes(b"an older recording")
+    real, calls = Recorder.write, {"n": 0}
+
+    def disk_full(self, image):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(28, "No space left on device")
+        real(self, image)
+
+    monkeypatch.setattr(Recorder, "write", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        run_camera(ScriptedSource(6, quiet), tiny_onnx, headless=True, record=out, bench_json=js, log=quiet)
+    assert out.read_bytes() == b"an older recording"
+    assert json.loads(js.read_text())["stop_reason"].startswith("error: OSError")
