@@ -383,29 +383,37 @@ def _backend_args(p: argparse.ArgumentParser, default_device: str) -> None:
     p.add_argument("--device", default=default_device, choices=("auto", "cpu", "cuda"))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one command. A user error ends as one line on stderr and exit status 2 (argparse's
-    usage errors too: returned, not raised); only bugs show a traceback."""
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exception types that mean bad input rather than a bug: one line, exit status 2."""
     import yaml
 
     try:
         from google.protobuf.message import DecodeError
     except ImportError:  # no protobuf installed, so nothing raises its errors
         DecodeError = ValueError
+    # OSError: FileNotFoundError...
+    return (ValueError, OSError, RuntimeError, ImportError, FloatingPointError, yaml.YAMLError, DecodeError)
+
+
+def one_line(e: BaseException) -> str:
+    """An error message on one line (some libraries raise pages)."""
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command. A user error ends as one line on stderr and exit status 2 (argparse's
+    usage errors too: returned, not raised); only bugs show a traceback."""
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # argparse has printed the usage error (2) or the help (0)
         return e.code if isinstance(e.code, int) else 2
-    user_errors = (ValueError, OSError, RuntimeError, ImportError, FloatingPointError,
-                   yaml.YAMLError, DecodeError)  # OSError: FileNotFoundError...
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print(f"edge-mtl {args.command}: interrupted", file=sys.stderr)
         return 130
-    except user_errors as e:
-        message = " ".join(str(e).split()) or type(e).__name__
-        print(f"edge-mtl {args.command}: error: {message}", file=sys.stderr)
+    except user_errors() as e:
+        print(f"edge-mtl {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
 
 

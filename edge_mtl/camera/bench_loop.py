@@ -61,12 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ort-spin", action="store_true",
                    help="let onnxruntime's threads busy-wait between runs (off by default)")
     args = p.parse_args(argv)
+    from edge_mtl.cli import one_line, user_errors
+
     try:
         s = bench_loop(args.model, args.frames, args.images, args.backend, args.device, args.json,
                        args.record, tune_malloc=not args.no_tune_malloc, ort_threads=args.ort_threads,
                        ort_spin=args.ort_spin)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"bench_loop: error: {e}", file=sys.stderr)
+    except user_errors() as e:
+        print(f"bench_loop: error: {one_line(e)}", file=sys.stderr)
         return 2
     st, ppd = s["stages_ms"], s["pre_post_draw_ms"]
     print(f"bench_loop: p50 {s['fps']['p50']} FPS (mean {s['fps']['mean']}); pre+post+draw p50 "

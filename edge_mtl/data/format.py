@@ -214,7 +214,8 @@ class DatasetReader:
             raw = self._read(rec["depth"], cv2.IMREAD_UNCHANGED, path)
             if raw.dtype != np.uint16 or raw.ndim != 2:
                 raise DatasetError(f"{self.root / rec['depth']}: depth PNG must be single-channel uint16 "
-                                   f"(metres x {self.depth_scale:g}), got {raw.dtype} {list(raw.shape)}")
+                                   f"(metres x {self.depth_scale:g}), got {raw.dtype} {list(raw.shape)} "
+                                   f"(referenced by {path})")
             depth = raw.astype(np.float32) / self.depth_scale
         if has.get("det"):
             boxes = np.asarray(rec["boxes"], np.float32).reshape(-1, 4)

@@ -169,6 +169,22 @@ def test_eval_skips_a_bad_sample_by_name_and_strict_stops(copy, tiny_checkpoint,
 
 # Property-based: whatever a label record holds, reading it ends in a valid sample or a DatasetError
 # naming its file.
+def assert_valid(sample) -> None:
+    """What every sample that reaches training or evaluation holds."""
+    h, w = sample.image.shape[:2]
+    assert sample.image.dtype == np.uint8 and sample.image.shape == (h, w, 3)
+    assert (sample.camera.width, sample.camera.height) == (w, h)
+    if sample.boxes is not None:
+        b = sample.boxes
+        assert np.isfinite(b).all() and (b[:, 2] > b[:, 0]).all() and (b[:, 3] > b[:, 1]).all()
+        assert (b >= 0).all() and (b[:, [0, 2]] <= w).all() and (b[:, [1, 3]] <= h).all()
+        assert sample.classes.shape == (len(b),) and ((sample.classes >= 0) & (sample.classes < 3)).all()
+    if sample.lane is not None:
+        assert sample.lane.shape == (h, w) and set(np.unique(sample.lane)) <= {0, 1}
+    if sample.depth is not None:
+        assert sample.depth.shape == (h, w) and np.isfinite(sample.depth).all() and (sample.depth >= 0).all()
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=12),
@@ -187,9 +203,9 @@ def test_any_mutated_label_record_is_a_valid_sample_or_a_named_error(copy, chang
         rec.pop(key, None)
     path.write_text(json.dumps(rec))
     try:
-        DatasetReader(copy)[0]
+        assert_valid(DatasetReader(copy)[0])
     except DatasetError as e:
-        assert str(copy) in str(e)
+        assert str(path) in str(e)  # the label file, also when one of its images is at fault
     finally:
         path.write_text(original)
 
@@ -202,7 +218,7 @@ def test_any_label_or_meta_bytes_are_a_valid_sample_or_a_named_error(copy, text)
         original = path.read_bytes()
         path.write_bytes(text)
         try:
-            DatasetReader(copy)[0]
+            assert_valid(DatasetReader(copy)[0])
         except DatasetError as e:
             assert str(path) in str(e)
         finally:
@@ -220,7 +236,7 @@ def test_any_damaged_image_bytes_are_a_valid_sample_or_a_named_error(copy, cut, 
             data[f % len(data)] ^= 0xFF
         path.write_bytes(bytes(data))
         try:
-            DatasetReader(copy)[0]
+            assert_valid(DatasetReader(copy)[0])
         except DatasetError as e:
             assert str(path) in str(e)
         finally:
