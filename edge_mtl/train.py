@@ -196,6 +196,12 @@ def _agree(flags: list[bool], world: int, device: torch.device) -> list[bool]:
     return [bool(v) for v in t.tolist()]
 
 
+def _copy(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for d, s in zip(dst, src, strict=True):
+            d.copy_(s)
+
+
 def _all_finite(tensors: list[torch.Tensor]) -> bool:
     return bool(all(torch.isfinite(t).all() for t in tensors))
 
@@ -231,6 +237,7 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
     dataset = MultiTaskDataset(tc.data, size, train=True, crop=tc.crop_width, flip=tc.hflip,
                                indices=data_check.good, seed=tc.seed, skip_bad=not strict)
     sampler = EpochSampler(len(dataset), tc.seed, rank, world)
+    batches_per_epoch = -(-len(sampler) // tc.batch_size)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=tc.batch_size, sampler=sampler, num_workers=tc.workers,
         collate_fn=collate_skipping, drop_last=len(dataset) >= tc.batch_size * world,
@@ -312,13 +319,13 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
             skipped += bad
             if not _agree([batch is not None], world, device)[0]:  # a rank has nothing readable
                 empty_in_a_row += 1
-                if empty_in_a_row > len(loader):
+                if empty_in_a_row > batches_per_epoch:
                     raise DatasetError(f"{tc.data}: no sample could be read for a whole pass over the "
                                        f"data; stopped (last: {skipped[-1].reason if skipped else '?'})")
                 continue
             empty_in_a_row = 0
             batch = batch.to(device)
-            torch._foreach_copy_(saved_buffers, buffers)
+            _copy(saved_buffers, buffers)
             with torch.autocast(device.type, enabled=use_amp):
                 outputs = net(batch.image)
             losses = compute_losses(outputs, batch, cfg.loss, model.det_strides)
@@ -339,7 +346,7 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
             elif use_amp and loss_ok and scaler.get_scale() >= 1.0:
                 amp_overflows += 1  # fp16 gradients overflowed: GradScaler skips and lowers its scale
             else:  # the step is skipped: weights untouched, BatchNorm statistics put back
-                torch._foreach_copy_(buffers, saved_buffers)
+                _copy(buffers, saved_buffers)
                 bad_steps, in_a_row = bad_steps + 1, in_a_row + 1
                 values = {k: round(float(v.detach()), 4) for k, v in losses.items()}
                 if is_main:
