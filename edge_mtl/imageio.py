@@ -42,8 +42,11 @@ def jpeg_is_complete(data: bytes) -> bool:
     the end (motion-photo or vendor trailers) do not matter."""
     i, n = 2, len(data)
     while i + 1 < n:
-        if data[i] != 0xFF:
-            return False  # not at a marker: damaged
+        if data[i] != 0xFF:  # stray bytes between segments (decoders skip them too)
+            i = data.find(b"\xff", i)
+            if i < 0:
+                return False
+            continue
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte before a marker
             i += 1

@@ -5,6 +5,8 @@ RNG state are checkpointed), a data pre-flight check, and non-finite steps skipp
 from __future__ import annotations
 
 import csv
+import dataclasses
+import datetime
 import io
 import itertools
 import math
@@ -32,7 +34,9 @@ from edge_mtl.weighting import build_weighting
 def _setup_distributed() -> tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # Rank 0 checks the whole dataset while the others wait: allow it an hour, not NCCL's 10 min.
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo",
+                                timeout=datetime.timedelta(hours=1))
     rank = dist.get_rank() if dist.is_initialized() else 0
     if torch.cuda.is_available():
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -70,12 +74,18 @@ def recalibrate_bn(model: torch.nn.Module, data: str, size: tuple[int, int], bat
                 yield batch.image.to(device)
 
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    with torch.no_grad():
-        update_bn(images(), model)
-    if not used[0]:
-        model.load_state_dict(state)
-        first = f"; first: {skipped[0].reason}" if skipped else ""
-        raise DatasetError(f"{data}: BatchNorm re-estimation read no batch{first}")
+    momenta = {m: m.momentum for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+    try:
+        with torch.no_grad():
+            update_bn(images(), model)
+        if not used[0]:
+            first = f"; first: {skipped[0].reason}" if skipped else ""
+            raise DatasetError(f"{data}: BatchNorm re-estimation read no batch{first}")
+    except BaseException:
+        model.load_state_dict(state)  # the statistics and BN momenta as they were
+        for m, momentum in momenta.items():
+            m.momentum = momentum
+        raise
     return skipped
 
 
@@ -115,6 +125,7 @@ class TrainingDiverged(RuntimeError):
 
 
 RUN_FILES = ("last.pt", "log.csv", "config.yaml")
+AMP_OVERFLOWS_IN_A_ROW = 8  # GradScaler overflows tolerated in a row before they count as bad steps
 LOG_FIELDS = ["step", "lr", "total", *[f"loss_{t}" for t in TASKS], *[f"weight_{t}" for t in TASKS],
               "img_per_s", "bad_steps"]
 
@@ -243,7 +254,8 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
         collate_fn=collate_skipping, drop_last=len(dataset) >= tc.batch_size * world,
         persistent_workers=tc.workers > 0, pin_memory=device.type == "cuda")
 
-    model = build_model(cfg.model).to(device)
+    # A resumed run's weights come from its checkpoint, not from ImageNet weights that may have moved.
+    model = build_model(dataclasses.replace(cfg.model, pretrained=None) if state else cfg.model).to(device)
     weighting = build_weighting(cfg.weighting, TASKS).to(device)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -256,6 +268,7 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
     use_amp = tc.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step, position, bad_steps, bn_done, amp_overflows = 0, [0, 0], 0, False, 0
+    skipped: list[BadSample] = []
     if tc.init and not resume:
         fresh = init_from(model, tc.init)
         if is_main and fresh:
@@ -270,6 +283,13 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
         step = int(state["step"])
         position = [int(v) for v in state.get("position", [state.get("epoch", 0), 0])]
         bad_steps = int(state.get("bad_steps", 0))
+        amp_overflows = int(state.get("amp_overflows", 0))
+        skipped = [BadSample(**b) for b in state.get("skipped_in_training", [])]
+        geometry = state.get("geometry", {"batch_size": tc.batch_size, "world": world})
+        if position[1] and geometry != {"batch_size": tc.batch_size, "world": world}:
+            raise ValueError(f"{resume}: stopped mid-epoch with batch_size {geometry['batch_size']} on "
+                             f"{geometry['world']} process(es); resume it with the same, not "
+                             f"batch_size {tc.batch_size} on {world}")
         bn_done = bool(state.get("bn_recalibrated", step >= int(state["config"]["train"]["steps"])))
         _restore_rng(state.get("rng"), rank)
     if step >= tc.steps and bn_done:
@@ -283,15 +303,15 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
             find_unused_parameters=True)  # a task absent from a batch leaves its head unused
 
     log_path = out / "log.csv"
+    same_run = bool(resume) and Path(resume).resolve().parent == out.resolve()
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
-        if force and not resume:  # the old run's weights must not be resumed by mistake later
+        if force and not same_run:  # another run's weights must not be resumed by mistake later
             for name in ("last.pt", "log.png"):
                 (out / name).unlink(missing_ok=True)
         cfg.save(out / "config.yaml")
-        _start_log(log_path, step)
+        _start_log(log_path, step if same_run else 0)  # only this run's own rows are kept
         write_atomic(out / "data_check.json", to_json(data_check.to_dict(), indent=2) + "\n")
-    skipped: list[BadSample] = []
     buffers = [b for b in (*model.buffers(), *weighting.buffers()) if b.is_floating_point()]
     saved_buffers = [b.detach().clone() for b in buffers]
 
@@ -303,6 +323,8 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
                                optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                                scaler=scaler.state_dict(), step=step, epoch=position[0],
                                position=list(position), bad_steps=bad_steps, rng=rng,
+                               geometry={"batch_size": tc.batch_size, "world": world},
+                               amp_overflows=amp_overflows, skipped_in_training=[vars(b) for b in skipped],
                                bn_recalibrated=recalibrated)
 
     net.train()
@@ -310,6 +332,7 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
     bar = tqdm(total=tc.steps, initial=min(step, tc.steps), desc="train", unit="step",
                disable=not (progress and is_main))
     tick, seen, in_a_row, saved_step, empty_in_a_row = time.perf_counter(), 0, 0, step, 0
+    overflows_in_a_row = 0
     try:
         while step < tc.steps:
             batch, bad = next(batches)
@@ -342,9 +365,11 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
                 world, device)
             if loss_ok and grads_ok:
                 scaler.step(optimizer)
-                in_a_row = 0
-            elif use_amp and loss_ok and scaler.get_scale() >= 1.0:
-                amp_overflows += 1  # fp16 gradients overflowed: GradScaler skips and lowers its scale
+                in_a_row = overflows_in_a_row = 0
+            elif use_amp and loss_ok and overflows_in_a_row < AMP_OVERFLOWS_IN_A_ROW:
+                # fp16 gradients overflowed: GradScaler skips and halves its scale (a few in a row
+                # are normal; more mean the gradient itself is not finite: a bad step below)
+                amp_overflows, overflows_in_a_row = amp_overflows + 1, overflows_in_a_row + 1
             else:  # the step is skipped: weights untouched, BatchNorm statistics put back
                 _copy(buffers, saved_buffers)
                 bad_steps, in_a_row = bad_steps + 1, in_a_row + 1

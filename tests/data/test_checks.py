@@ -262,6 +262,7 @@ def test_a_whole_jpeg_with_a_trailer_passes_and_a_thumbnail_marker_does_not_coun
         data = cv2.imencode(".jpg", image, params)[1].tobytes()
         assert integrity_problem(data) is None
         assert integrity_problem(data + b"MotionPhoto trailer \xff\xd8...") is None
+        assert integrity_problem(data[:2] + b"\x00\x00" + data[2:]) is None  # stray bytes: decoder's call
         assert integrity_problem(data[: len(data) * 9 // 10]) == "truncated JPEG (no end-of-image marker)"
         thumb = cv2.imencode(".jpg", image[::4, ::4])[1].tobytes()
         app1 = b"Exif\x00\x00" + thumb
