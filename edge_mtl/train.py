@@ -130,12 +130,15 @@ LOG_FIELDS = ["step", "lr", "total", *[f"loss_{t}" for t in TASKS], *[f"weight_{
               "img_per_s", "bad_steps"]
 
 
+def resumes_in(out: Path, resume: str | None) -> bool:
+    """Whether ``resume`` is the checkpoint of the run in ``out`` (that run goes on)."""
+    return bool(resume) and Path(resume).resolve().parent == out.resolve()
+
+
 def check_run_folder(out: Path, resume: str | None, force: bool) -> None:
     """Refuse to start over a run folder that holds a run, unless resuming that run or ``force``."""
     existing = [name for name in RUN_FILES if (out / name).exists()]
-    if not existing or force:
-        return
-    if resume and Path(resume).resolve().parent == out.resolve():
+    if not existing or force or resumes_in(out, resume):
         return
     raise FileExistsError(f"{out} already holds a run ({', '.join(existing)}); continue it with "
                           f"--resume {out / 'last.pt'}, choose another --out, or replace it with --force")
@@ -268,6 +271,7 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
     use_amp = tc.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step, position, bad_steps, bn_done, amp_overflows = 0, [0, 0], 0, False, 0
+    geometry = {"batch_size": tc.batch_size, "world": world}  # what a position in an epoch means
     skipped: list[BadSample] = []
     if tc.init and not resume:
         fresh = init_from(model, tc.init)
@@ -281,17 +285,17 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
         if "scaler" in state and use_amp:
             scaler.load_state_dict(state["scaler"])
         step = int(state["step"])
-        position = [int(v) for v in state.get("position", [state.get("epoch", 0), 0])]
+        position = [int(v) for v in state.get("position", [state.get("epoch", 0), 0])]  # "epoch": older
         bad_steps = int(state.get("bad_steps", 0))
         amp_overflows = int(state.get("amp_overflows", 0))
         skipped = [BadSample(**b) for b in state.get("skipped_in_training", [])]
-        geometry = state.get("geometry", {"batch_size": tc.batch_size, "world": world})
-        if position[1] and geometry != {"batch_size": tc.batch_size, "world": world}:
-            raise ValueError(f"{resume}: stopped mid-epoch with batch_size {geometry['batch_size']} on "
-                             f"{geometry['world']} process(es); resume it with the same, not "
+        before = state.get("geometry", geometry)
+        if position[1] and before != geometry:
+            raise ValueError(f"{resume}: stopped mid-epoch with batch_size {before['batch_size']} on "
+                             f"{before['world']} process(es); resume it with the same, not "
                              f"batch_size {tc.batch_size} on {world}")
         bn_done = bool(state.get("bn_recalibrated", step >= int(state["config"]["train"]["steps"])))
-        _restore_rng(state.get("rng"), rank)
+        _restore_rng(state.get("rng"))
     if step >= tc.steps and bn_done:
         if is_main:
             print(f"{resume}: already trained to step {step} (train.steps={tc.steps}); nothing to do")
@@ -303,7 +307,7 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
             find_unused_parameters=True)  # a task absent from a batch leaves its head unused
 
     log_path = out / "log.csv"
-    same_run = bool(resume) and Path(resume).resolve().parent == out.resolve()
+    same_run = resumes_in(out, resume)
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         if force and not same_run:  # another run's weights must not be resumed by mistake later
@@ -321,9 +325,8 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
             rng["cuda"] = torch.cuda.get_rng_state(device)
         return save_checkpoint(out / "last.pt", cfg, model, weighting=weighting.state_dict(),
                                optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                               scaler=scaler.state_dict(), step=step, epoch=position[0],
-                               position=list(position), bad_steps=bad_steps, rng=rng,
-                               geometry={"batch_size": tc.batch_size, "world": world},
+                               scaler=scaler.state_dict(), step=step, position=list(position),
+                               bad_steps=bad_steps, rng=rng, geometry=geometry,
                                amp_overflows=amp_overflows, skipped_in_training=[vars(b) for b in skipped],
                                bn_recalibrated=recalibrated)
 
@@ -417,7 +420,7 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
     return path
 
 
-def _restore_rng(rng: dict | None, rank: int) -> None:
+def _restore_rng(rng: dict | None) -> None:
     if not rng:
         return
     torch.set_rng_state(rng["torch"])

@@ -70,12 +70,17 @@ def _check_boxes(boxes: np.ndarray, classes: np.ndarray | None, size: tuple[int,
     return clipped if not np.array_equal(clipped, boxes) else boxes
 
 
-def _check_lane(lane: np.ndarray, size: tuple[int, int], where: str) -> None:
-    if lane.ndim != 2:
-        raise DatasetError(f"{where}: lane mask must be single-channel, got shape {list(lane.shape)}")
-    if lane.shape != size:
-        raise DatasetError(f"{where}: lane mask is {lane.shape[1]}x{lane.shape[0]}, "
+def _check_plane(array: np.ndarray, size: tuple[int, int], what: str, where: str) -> None:
+    """One channel of the image's ``size`` (a per-pixel label)."""
+    if array.ndim != 2:
+        raise DatasetError(f"{where}: {what} must be single-channel, got shape {list(array.shape)}")
+    if array.shape != size:
+        raise DatasetError(f"{where}: {what} is {array.shape[1]}x{array.shape[0]}, "
                            f"image is {size[1]}x{size[0]}")
+
+
+def _check_lane(lane: np.ndarray, size: tuple[int, int], where: str) -> None:
+    _check_plane(lane, size, "lane mask", where)
     if lane.dtype != np.uint8:
         raise DatasetError(f"{where}: lane mask must be uint8, got {lane.dtype}")
     values = np.unique(lane)
@@ -85,11 +90,7 @@ def _check_lane(lane: np.ndarray, size: tuple[int, int], where: str) -> None:
 
 
 def _check_depth(depth: np.ndarray, size: tuple[int, int], where: str) -> None:
-    if depth.ndim != 2:
-        raise DatasetError(f"{where}: depth must be single-channel, got shape {list(depth.shape)}")
-    if depth.shape != size:
-        raise DatasetError(f"{where}: depth is {depth.shape[1]}x{depth.shape[0]}, "
-                           f"image is {size[1]}x{size[0]}")
+    _check_plane(depth, size, "depth", where)
     if not np.isfinite(depth).all():
         raise DatasetError(f"{where}: depth holds NaN or inf")
     if (depth < 0).any():

@@ -233,8 +233,9 @@ class DatasetReader:
             raise DatasetError(f"{e} (referenced by {label_path})") from None
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+def _is_number(value: object, nan: bool = False) -> bool:
+    """An int or float from JSON (a bool is none); NaN only with ``nan``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and (nan or value == value)
 
 
 def check_record(rec: object, where: str) -> None:
@@ -267,11 +268,8 @@ def check_record(rec: object, where: str) -> None:
 
 
 def _check_box_lists(boxes: object, classes: object, where: str) -> None:
-    def numeric(v: object) -> bool:  # NaN and inf pass here; check_sample names them
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-    if not isinstance(boxes, list) or not all(
-            isinstance(b, list) and len(b) == 4 and all(numeric(v) for v in b) for b in boxes):
+    if not isinstance(boxes, list) or not all(  # NaN and inf pass here; check_sample names them
+            isinstance(b, list) and len(b) == 4 and all(_is_number(v, nan=True) for v in b) for b in boxes):
         raise DatasetError(f"{where}: boxes must be a list of [x1, y1, x2, y2] numbers")
     if not isinstance(classes, list) or not all(
             isinstance(c, int) and not isinstance(c, bool) for c in classes):
