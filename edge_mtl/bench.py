@@ -60,7 +60,8 @@ def benchmark(model: str | os.PathLike, backend: str = "auto", device: str = "au
     images = load_frames(source)
     with open_backend(model, backend, device, **options) as runner:
         size = runner.info.input_size
-        x = preprocess(images[0], size)[None]
+        mode = runner.info.resize
+        x = preprocess(images[0], size, mode=mode)[None]
         for _ in range(warmup):
             runner.infer(x)
         with OtherLoad() as load:  # other processes' share of the CPU while timing
@@ -76,11 +77,12 @@ def benchmark(model: str | os.PathLike, backend: str = "auto", device: str = "au
                 frame = images[i % len(images)]
                 with timer.stage("e2e"):
                     with timer.stage("pre"):
-                        x = preprocess(frame, size)[None]
+                        geometry = runner.info.geometry(frame.shape[:2])
+                        x = preprocess(frame, size, mode=mode)[None]
                     with timer.stage("infer"):
                         raw = runner.infer(x)
                     with timer.stage("post"):
-                        postprocess({k: v[0] for k, v in raw.items()}, frame.shape[:2], size)
+                        postprocess({k: v[0] for k, v in raw.items()}, geometry)
             wall = time.perf_counter() - start
         model_stats = summarize(model_only)
         return {

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge_mtl.config import non_negative_int, positive_int
+from edge_mtl.config import READER_FORMATS, non_negative_int, positive_float, positive_int
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "models" / "tritask_mnv3l.yaml"
 
@@ -36,7 +36,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"train.steps={args.steps}")
     cfg = apply_overrides(cfg, overrides)
     # Paths are set as given (a YAML parse could turn "123" or "a: b" into something else).
-    cfg.train.data = args.data or cfg.train.data
+    cfg.train.data = args.data or cfg.train.data  # --data is repeatable: a mix
     out_set = args.out or any(o.startswith("train.out=") for o in overrides)
     if args.resume and not out_set:  # resuming continues in the run's own folder
         cfg.train.out = str(Path(args.resume).parent)
@@ -49,7 +49,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_check_data(args: argparse.Namespace) -> int:
     from edge_mtl.data.preflight import check_dataset
 
-    result = check_dataset(args.data, workers=args.workers, strict=args.strict)
+    result = check_dataset(args.data, workers=args.workers, strict=args.strict,
+                           options=_data_options(args))
     for problem in result.bad:
         print(problem.reason)
     print(result.summary() + f" ({result.seconds:.1f} s)")
@@ -60,11 +61,35 @@ def _cmd_check_data(args: argparse.Namespace) -> int:
     return 1 if result.bad else 0
 
 
+def _data_option_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-option", action="append", metavar="KEY=VALUE",
+                        help="a reader option of --data's format (value in YAML), e.g. lane_width=6 or "
+                             "'class_map={Car: car, Van: ignore}'; see docs/DATASETS.md")
+
+
+def _data_options(args: argparse.Namespace) -> dict:
+    """``--data-option KEY=VALUE`` items as reader options for the format of ``--data``."""
+    import yaml
+
+    from edge_mtl.data.formats import DataSpec
+
+    options = {}
+    for item in args.data_option or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"--data-option {item!r}: expected KEY=VALUE")
+        try:
+            options[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ValueError(f"--data-option {item!r}: the value is not valid YAML ({e})") from None
+    return {DataSpec.parse(args.data).format: options} if options else {}
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from edge_mtl.evaluate import evaluate
 
     result = evaluate(args.model, args.data, limit=args.limit, backend=args.backend,
-                      device=args.device, strict=args.strict)
+                      device=args.device, strict=args.strict, options=_data_options(args))
     _emit_json(result, args.json)
     return 0
 
@@ -173,9 +198,15 @@ def _cmd_release(args: argparse.Namespace) -> int:
 def _cmd_camera(args: argparse.Namespace) -> int:
     from edge_mtl.camera.loop import run_camera
 
+    focal = args.focal
+    if args.calib:
+        from edge_mtl.camera.calib import focal_from_file
+
+        focal = focal_from_file(args.calib)
     run_camera(args.source, args.model, args.backend, args.device, headless=args.headless,
                record=args.record, max_frames=args.max_frames, bench_json=args.bench_json,
-               width=args.width, height=args.height, fps=args.fps, flip_method=args.flip_method)
+               width=args.width, height=args.height, fps=args.fps, flip_method=args.flip_method,
+               focal=focal)
     return 0
 
 
@@ -220,7 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train the tri-task network")
     t.add_argument("--config", help=f"YAML config (default: the --resume checkpoint's own, else "
                                     f"{DEFAULT_CONFIG.relative_to(DEFAULT_CONFIG.parents[1])})")
-    t.add_argument("--data", help="training dataset folder (overrides train.data)")
+    t.add_argument("--data", action="append", metavar="FORMAT:PATH[@WEIGHT]",
+                   help=f"a training dataset, repeatable to mix several (overrides train.data); FORMAT "
+                        f"one of {', '.join(READER_FORMATS)}; a bare PATH is synth")
     t.add_argument("--out", help="run folder (overrides train.out)")
     t.add_argument("--steps", type=positive_int, help="optimizer steps (overrides train.steps)")
     t.add_argument("--resume", help="checkpoint to resume from (e.g. RUN/last.pt); the run goes on in its "
@@ -235,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("check-data", help="read and validate every sample of a dataset folder "
                                           "(train runs this first)")
-    k.add_argument("data", help="dataset folder")
+    k.add_argument("data", metavar="FORMAT:PATH", help="dataset (a bare PATH is a synth folder)")
+    _data_option_arg(k)
     k.add_argument("--workers", type=positive_int, default=None, help="processes (default: all cores)")
     k.add_argument("--strict", action="store_true", help="stop at the first bad sample")
     k.add_argument("--json", help="write the report (every bad file and why) here")
@@ -243,7 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate a model (.pt, .onnx, .engine) on a dataset folder")
     e.add_argument("model")
-    e.add_argument("--data", required=True, help="dataset folder")
+    e.add_argument("--data", required=True, metavar="FORMAT:PATH",
+                   help=f"dataset to evaluate on; FORMAT one of {', '.join(READER_FORMATS)}; a bare PATH "
+                        "is a synth folder")
+    _data_option_arg(e)
     e.add_argument("--json", help="write the evaluation JSON here")
     e.add_argument("--limit", type=positive_int, help="evaluate only the first N samples")
     e.add_argument("--strict", action="store_true",
@@ -350,6 +387,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--height", type=positive_int, help="capture height (csi, webcam; csi default 720)")
     m.add_argument("--fps", type=positive_int, help="capture frame rate (csi, webcam; csi default 30)")
     m.add_argument("--flip-method", type=int, default=0, help="csi: nvvidconv flip-method (0-7)")
+    lens = m.add_mutually_exclusive_group()
+    lens.add_argument("--focal", type=positive_float, metavar="PX",
+                      help="the camera's focal length in pixels of its frames, for metric depth "
+                           "(default: 0.8 x frame width, a 64 degree horizontal field of view)")
+    lens.add_argument("--calib", metavar="FILE",
+                      help="read the focal length from a calibration file: KITTI calib (P2 or P_rect_02), "
+                           "or YAML/JSON with fx or an OpenCV camera_matrix")
     m.set_defaults(func=_cmd_camera)
 
     o = sub.add_parser("report", help="FPS / accuracy quantization report (markdown, JSON, PNG plots) "

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from edge_mtl.runtime.geometry import RESIZE_MODES
 from edge_mtl.types import CLASSES, TASKS
 
 T = TypeVar("T")
@@ -28,6 +29,8 @@ T = TypeVar("T")
 # What edge_mtl.model.backbone.BACKBONES and edge_mtl.weighting.build_weighting accept, named
 # here so that reading a config needs no torch (tests/test_config.py checks that they agree).
 BACKBONES: tuple[str, ...] = ("mobilenet_v3_large", "mobilenet_v3_small", "mobilenet_v2")
+READER_FORMATS: tuple[str, ...] = ("synth", "bdd100k", "kitti", "kitti-tracking", "kitti-depth", "tusimple",
+                                   "culane", "coco")
 STRATEGIES: tuple[str, ...] = ("fixed", "uncertainty")
 
 _SHOW = reprlib.Repr()
@@ -48,6 +51,10 @@ class ModelConfig:
     min_depth: float = field(default=0.5, metadata={"gt": 0})
     max_depth: float = field(default=120.0, metadata={"gt": 0})
     pretrained: str | None = None  # local path to ImageNet backbone weights; never downloaded
+    # how a frame of any size reaches the input (edge_mtl.runtime.geometry): letterbox or crop
+    resize: str = field(default="letterbox", metadata={"choices": RESIZE_MODES})
+    # depth is learnt at this focal length (input pixels); null = 0.8 x input_width
+    canonical_focal: float | None = field(default=None, metadata={"gt": 0})
 
     def __post_init__(self) -> None:
         for name in ("input_height", "input_width"):
@@ -87,8 +94,27 @@ class WeightingConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Training augmentation (edge_mtl.data.augment); geometric changes move every label."""
+
+    scale_jitter: float = field(default=0.15, metadata={"ge": 0, "le": 0.5})  # zoom in [1-j, 1+j]
+    rotate_deg: float = field(default=2.0, metadata={"ge": 0, "le": 15})  # roll in [-r, r]
+    translate: float = field(default=0.04, metadata={"ge": 0, "le": 0.25})  # shift, fraction of size
+    color_jitter: float = field(default=0.3, metadata={"ge": 0, "le": 1})  # brightness/contrast/saturation
+    hue: float = field(default=0.02, metadata={"ge": 0, "le": 0.5})
+    blur_p: float = field(default=0.1, metadata={"ge": 0, "le": 1})
+    noise_p: float = field(default=0.1, metadata={"ge": 0, "le": 1})
+    jpeg_p: float = field(default=0.1, metadata={"ge": 0, "le": 1})
+
+
+@dataclass
 class TrainConfig:
-    data: str = "data/train"
+    # datasets as FORMAT:PATH[@WEIGHT] (edge_mtl.data.formats; a bare path is synth:PATH)
+    data: list[str] = field(default_factory=lambda: ["synth:data/train"])
+    # sampling probability of a dataset ~ (weight * size) ** (1 / mix_temperature)
+    mix_temperature: float = field(default=1.0, metadata={"gt": 0})
+    # reader options by format, e.g. {bdd100k: {lane_width: 6}}
+    data_options: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={"keys": READER_FORMATS})
     out: str = "runs/train"
     steps: int = field(default=2000, metadata={"ge": 1})
     batch_size: int = field(default=8, metadata={"ge": 1})
@@ -111,6 +137,12 @@ class TrainConfig:
     max_bad_steps: int = field(default=20, metadata={"ge": 1})
 
     def __post_init__(self) -> None:
+        from edge_mtl.data.formats import DataSpec
+
+        if not self.data:
+            raise ValueError("train.data lists no dataset")
+        for spec in self.data:
+            DataSpec.parse(spec)  # an unknown format or a bad weight fails here, naming the source
         if self.crop_width is not None and self.crop_width % 32:
             raise ValueError(f"train.crop_width={self.crop_width} must be a multiple of 32 (the "
                              "network's largest stride), or null for the full width")
@@ -122,6 +154,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     weighting: WeightingConfig = field(default_factory=WeightingConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -267,8 +300,17 @@ def _check(path: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> Any:
             return _check(path, value, inner, meta)
         except ValueError as e:
             raise ValueError(f"{e} (or null)") from None
+    if hint is Any:  # checked by its consumer (reader options: the reader's signature)
+        return value
     if typing.get_origin(hint) is dict:
         return _check_mapping(path, value, hint, meta)
+    if typing.get_origin(hint) is list:
+        if isinstance(value, str):  # one item may be written without the list
+            value = [value]
+        if not isinstance(value, list):
+            raise ValueError(f"{path}={_show(value)} is not a list")
+        (item_hint,) = typing.get_args(hint)
+        return [_check(f"{path}[{i}]", v, item_hint, meta) for i, v in enumerate(value)]
     if hint not in _SCALARS:
         raise TypeError(f"config setting {path}: unsupported type {hint}")
     try:
@@ -317,7 +359,7 @@ def _build(cls: type[T], data: Any, source: str, prefix: str = "") -> T:
 
 
 def _takes_text(hint: Any) -> bool:
-    return hint is str or _optional(hint) is str
+    return hint is str or _optional(hint) is str or hint == list[str]
 
 
 def _parse_override(item: str, data: dict[str, Any]) -> tuple[str, str, Any]:
@@ -359,6 +401,19 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
 def positive_int(text: str) -> int:
     """argparse ``type=``: an integer >= 1 (an error names the flag and the value)."""
     return _int_at_least(text, 1, "a positive integer")
+
+
+def positive_float(text: str) -> float:
+    """argparse ``type=``: a finite number > 0."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
 
 
 def non_negative_int(text: str) -> int:

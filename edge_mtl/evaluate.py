@@ -1,12 +1,16 @@
-"""Evaluate a model (checkpoint, ONNX or engine) on a dataset folder -> evaluation JSON.
+"""Evaluate a model (checkpoint, ONNX or engine) on a dataset of any format -> evaluation JSON.
 
 Schema ``edge_mtl.eval/1`` (read and written by eval, bench and report)::
 
     {"schema", "model": {"path", "sha256", "input_size", "class_names", "backbone", "params",
-     "checkpoint_sha256"}, "backend", "precision", "device", "runtime": {backend specifics},
-     "input_size": [H, W],
-     "data": {"path", "num_samples", "labelled": {task: n}, "skipped": [{"file", "reason"}]},
-     "metrics": {"det": {...}, "lane": {...}, "depth": {...}}, "seconds"}
+     "checkpoint_sha256", "resize", "canonical_focal"}, "backend", "precision", "device",
+     "runtime": {backend specifics}, "input_size": [H, W],
+     "data": {"path", "format", "num_samples", "labelled": {task: n}, "skipped": [{"file", "reason"}]},
+     "metrics": {"det": {...}, "lane": {..., "tusimple" | "culane": {...}}, "depth": {...}}, "seconds"}
+
+Frames reach the model through the one pre-processing (its ``resize`` rule) and predictions
+come back through the one post-processing; depth is put in metres with each sample's own focal
+length (the dataset's calibration) and the model's canonical focal.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_mtl.data.format import DatasetError, DatasetReader
+from edge_mtl.data.checks import DatasetError
+from edge_mtl.data.formats import DataSpec, open_reader
+from edge_mtl.data.reader import Reader
 from edge_mtl.metrics import DepthMetric, DetectionMetric, LaneMetric
 from edge_mtl.runtime.backend import Backend, open_backend
 from edge_mtl.runtime.postprocess import PostprocessConfig, postprocess
@@ -28,48 +34,101 @@ from edge_mtl.types import TASKS, Sample
 SCHEMA = "edge_mtl.eval/1"
 # Detection AP needs the low-score tail of the ranking, unlike a demo's display threshold.
 EVAL_POSTPROCESS = PostprocessConfig(score_threshold=0.05, max_detections=100)
+KITTI_FORMATS = ("kitti", "kitti-tracking", "kitti-depth")
 
 
 def evaluate(model: str | os.PathLike | Backend, data: str | os.PathLike, batch_size: int = 8,
              limit: int | None = None, progress: bool = True, backend: str = "auto",
-             device: str = "cpu", strict: bool = False) -> dict:
-    """Evaluate ``model`` (a path opened with ``backend`` on ``device``, or an open backend).
+             device: str = "cpu", strict: bool = False, options: dict | None = None) -> dict:
+    """Evaluate ``model`` (a path opened with ``backend`` on ``device``, or an open backend) on
+    ``data`` (``FORMAT:PATH``; a bare path is synth; ``options`` by format as for `open_reader`).
 
-    A sample that cannot be read is skipped with a warning and listed under ``data.skipped``
-    (``strict``: it stops the evaluation); non-finite network outputs are an error.
+    Our metrics for every labelled task, and the dataset's standard ones where it has them:
+    KITTI depth (Garg crop, 80 m cap), TuSimple accuracy/FP/FN, CULane F1. A sample that cannot
+    be read is skipped with a warning and listed under ``data.skipped`` (``strict``: it stops the
+    evaluation); non-finite network outputs are an error.
     """
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
-    reader = DatasetReader(data)
+    spec = DataSpec.parse(str(data))
+    reader = open_reader(spec, options)
     runner = model if isinstance(model, Backend) else open_backend(model, backend, device)
     try:
-        return _evaluate(runner, reader, data, batch_size, limit, progress, strict)
+        return _evaluate(runner, reader, spec, batch_size, limit, progress, strict)
     finally:
         if runner is not model:
             runner.close()
 
 
-def _read(reader: DatasetReader, indices: range, strict: bool, skipped: list[dict]) -> list[Sample]:
+def _read(reader: Reader, indices: range, strict: bool, skipped: list[dict]) -> list[tuple[int, Sample]]:
     samples = []
     for i in indices:
         try:
-            samples.append(reader[i])
+            samples.append((i, reader[i]))
         except DatasetError as e:
             if strict:
                 raise
             print(f"warning: eval skips {e}", file=sys.stderr)
-            skipped.append({"file": str(reader.label_paths[i]), "reason": str(e)})
+            skipped.append({"file": reader.source(i), "reason": str(e)})
     return samples
 
 
-def _evaluate(runner: Backend, reader: DatasetReader, data: str | os.PathLike, batch_size: int,
+class _Metrics:
+    """Every metric that applies to one dataset, fed one sample and its prediction at a time."""
+
+    def __init__(self, reader: Reader, class_names: tuple[str, ...]):
+        self.reader = reader
+        kitti = reader.format in KITTI_FORMATS
+        self.det = DetectionMetric(class_names)
+        self.lane = LaneMetric()
+        self.depth = DepthMetric(max_depth=80.0, crop="garg" if kitti else None)
+        self.benchmark = None
+        if reader.format == "tusimple":
+            from edge_mtl.lane_eval import TusimpleMetric
+
+            self.benchmark = TusimpleMetric()
+        elif reader.format == "culane":
+            from edge_mtl.lane_eval import CulaneMetric
+
+            self.benchmark = CulaneMetric()
+        self.labelled = dict.fromkeys(TASKS, 0)
+
+    def update(self, index: int, s: Sample, pred) -> None:
+        for task, has in s.has_label.items():
+            self.labelled[task] += int(has)
+        if s.boxes is not None:
+            self.det.update(s.boxes, s.classes, pred.boxes, pred.scores, pred.classes, s.image.shape[:2],
+                            ignore=s.ignore)
+        if s.lane is not None:
+            self.lane.update(s.lane, pred.lane)
+            if self.reader.format == "tusimple":
+                self.benchmark.update_from_mask(pred.lane, self.reader.lanes(index),
+                                                self.reader.h_samples(index))
+            elif self.reader.format == "culane":
+                self.benchmark.update_from_mask(pred.lane, self.reader.lanes(index))
+        if s.depth is not None:
+            self.depth.update(s.depth, pred.depth)
+
+    def compute(self) -> dict:
+        metrics = {}
+        if self.labelled["det"]:
+            metrics["det"] = self.det.compute()
+        if self.labelled["lane"]:
+            metrics["lane"] = self.lane.compute()
+            if self.benchmark is not None:
+                metrics["lane"][self.reader.format] = self.benchmark.compute()
+        if self.labelled["depth"]:
+            metrics["depth"] = self.depth.compute()
+        return metrics
+
+
+def _evaluate(runner: Backend, reader: Reader, spec: DataSpec, batch_size: int,
               limit: int | None, progress: bool, strict: bool) -> dict:
     from tqdm import tqdm
 
     size = runner.info.input_size
     n = len(reader) if limit is None else min(limit, len(reader))
-    det, lane, depth = DetectionMetric(), LaneMetric(), DepthMetric()
-    labelled = dict.fromkeys(TASKS, 0)
+    metrics = _Metrics(reader, runner.info.class_names)
     skipped: list[dict] = []
     start = time.perf_counter()
     with tqdm(total=n, desc="eval", unit="img", disable=not progress) as bar:
@@ -78,43 +137,31 @@ def _evaluate(runner: Backend, reader: DatasetReader, data: str | os.PathLike, b
             bar.update(min(n, lo + batch_size) - lo - len(samples))
             if not samples:
                 continue
-            raw = runner.infer(np.stack([preprocess(s.image, size) for s in samples]))
+            mode = runner.info.resize
+            raw = runner.infer(np.stack([preprocess(s.image, size, mode=mode) for _, s in samples]))
             broken = [k for k, v in raw.items() if not np.isfinite(v).all()]
             if broken:
                 raise ValueError(f"{runner.info.path}: non-finite {', '.join(broken)} on "
-                                 f"{samples[0].name}..{samples[-1].name} of {data}; the model is broken")
-            for i, s in enumerate(samples):
-                pred = postprocess({k: v[i] for k, v in raw.items()}, s.image.shape[:2], size,
-                                   EVAL_POSTPROCESS)
-                for task, has in s.has_label.items():
-                    labelled[task] += int(has)
-                if s.boxes is not None:
-                    det.update(s.boxes, s.classes, pred.boxes, pred.scores, pred.classes,
-                               s.image.shape[:2])
-                if s.lane is not None:
-                    lane.update(s.lane, pred.lane)
-                if s.depth is not None:
-                    depth.update(s.depth, pred.depth)
+                                 f"{samples[0][1].name}..{samples[-1][1].name} of {spec}; "
+                                 "the model is broken")
+            for k, (index, s) in enumerate(samples):
+                geometry = runner.info.geometry(s.image.shape[:2])
+                pred = postprocess({name: v[k] for name, v in raw.items()}, geometry, EVAL_POSTPROCESS,
+                                   runner.info.depth_scale(geometry, s.camera.fx))
+                metrics.update(index, s, pred)
                 bar.update()
     if skipped and len(skipped) == n:
-        raise DatasetError(f"{data}: none of the {n} samples could be read; first: {skipped[0]['reason']}")
+        raise DatasetError(f"{spec}: none of the {n} samples could be read; first: {skipped[0]['reason']}")
     if skipped:
         print(f"warning: eval skipped {len(skipped)} of {n} samples (listed in the JSON's data.skipped)",
               file=sys.stderr)
-    metrics = {}
-    if labelled["det"]:
-        metrics["det"] = det.compute()
-    if labelled["lane"]:
-        metrics["lane"] = lane.compute()
-    if labelled["depth"]:
-        metrics["depth"] = depth.compute()
     return {
         "schema": SCHEMA,
         "model": runner.info.to_dict(),
         **runner.describe(),
         "input_size": list(size),
-        "data": {"path": str(Path(data)), "num_samples": n - len(skipped), "labelled": labelled,
-                 "skipped": skipped},
-        "metrics": metrics,
+        "data": {"path": str(Path(spec.path)), "format": spec.format, "num_samples": n - len(skipped),
+                 "labelled": metrics.labelled, "skipped": skipped},
+        "metrics": metrics.compute(),
         "seconds": round(time.perf_counter() - start, 2),
     }

@@ -64,6 +64,14 @@ def assign_points(boxes: torch.Tensor, valid: torch.Tensor, height: int, width: 
     return index, points
 
 
+def inside_any(points: torch.Tensor, regions: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """bool [B, N]: point n lies inside one of image b's valid regions ([B, K, 4] xyxy)."""
+    px, py = points[None, :, None, 0], points[None, :, None, 1]
+    x1, y1, x2, y2 = (regions[:, None, :, i] for i in range(4))
+    inside = (px >= x1) & (px <= x2) & (py >= y1) & (py <= y2) & valid[:, None, :]
+    return inside.any(-1)
+
+
 def detection_loss(logits: torch.Tensor, pred_boxes: torch.Tensor, batch: Batch,
                    cfg: LossConfig, strides: tuple[int, ...]) -> torch.Tensor:
     """Quality focal loss (IoU-valued class targets) + GIoU box loss over labelled images."""
@@ -71,7 +79,7 @@ def detection_loss(logits: torch.Tensor, pred_boxes: torch.Tensor, batch: Batch,
     logits, pred_boxes = logits[sel].float(), pred_boxes[sel].float()
     gt_boxes, gt_cls, valid = batch.boxes[sel], batch.classes[sel], batch.box_valid[sel]
     h, w = batch.image.shape[-2:]
-    index, _ = assign_points(gt_boxes, valid, h, w, strides)
+    index, points = assign_points(gt_boxes, valid, h, w, strides)
     if index.shape[1] != logits.shape[1]:
         raise ValueError(f"detection outputs have {logits.shape[1]} points but a {h}x{w} input "
                          f"with strides {strides} has {index.shape[1]}")
@@ -91,7 +99,12 @@ def detection_loss(logits: torch.Tensor, pred_boxes: torch.Tensor, batch: Batch,
         box = pred_boxes.sum() * 0.0
     prob = logits.sigmoid()
     qfl = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    qfl = (qfl * (prob - target).abs().pow(cfg.qfl_beta)).sum() / num_pos
+    qfl = qfl * (prob - target).abs().pow(cfg.qfl_beta)
+    if batch.ignore is not None and batch.ignore_valid[sel].any():
+        # a point inside an ignore region that no object claims is neither positive nor negative
+        ignored = inside_any(points, batch.ignore[sel], batch.ignore_valid[sel]) & ~pos
+        qfl = qfl * (~ignored)[..., None]
+    qfl = qfl.sum() / num_pos
     return qfl + cfg.box_weight * box
 
 

@@ -1,6 +1,7 @@
-"""Task metrics: COCO mAP (pycocotools), lane-marking IoU/F1, depth AbsRel/RMSE/delta1.
+"""Task metrics: COCO mAP (pycocotools), lane-marking IoU/F1, KITTI/Eigen depth errors.
 
-Every metric accumulates over a dataset one image at a time and reports a dict.
+Every metric accumulates over a dataset one image at a time and reports a dict. The lane
+*instance* benchmarks (TuSimple accuracy, CULane F1) live in `edge_mtl.lane_eval`.
 """
 
 from __future__ import annotations
@@ -13,26 +14,45 @@ import numpy as np
 from edge_mtl.types import CLASSES
 
 
+def _xywh(b: np.ndarray) -> list[float]:
+    return [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]
+
+
 class DetectionMetric:
-    """COCO-style box AP through pycocotools (mAP@0.5 and mAP@[.5:.95])."""
+    """COCO-style box AP through pycocotools (mAP@0.5 and mAP@[.5:.95]).
+
+    Ignore regions (KITTI DontCare, COCO crowds) enter COCOeval as ``iscrowd=1`` ground truths,
+    one per region and class, since COCOeval matches per category. COCOeval never counts a crowd
+    as a miss, and a detection it matches to one (overlap = intersection / detection area, at
+    the same IoU thresholds, tried only after the real objects) is neither a TP nor an FP.
+    """
 
     def __init__(self, class_names: tuple[str, ...] = CLASSES):
         self.class_names = class_names
         self.images: list[dict] = []
-        self.gts: list[dict] = []
+        self.gts: list[dict] = []  # real objects
+        self.crowds: list[dict] = []  # ignore regions, one per class
         self.dets: list[dict] = []
 
     def update(self, gt_boxes: np.ndarray, gt_classes: np.ndarray, boxes: np.ndarray,
-               scores: np.ndarray, classes: np.ndarray, size: tuple[int, int]) -> None:
+               scores: np.ndarray, classes: np.ndarray, size: tuple[int, int],
+               ignore: np.ndarray | None = None) -> None:
+        """One image: its labelled boxes (xyxy) and classes, the detections, ``size`` (h, w),
+        and ``ignore`` float [K, 4] xyxy regions where detections do not count."""
         image_id = len(self.images) + 1
         self.images.append({"id": image_id, "height": size[0], "width": size[1]})
         for b, c in zip(gt_boxes, gt_classes, strict=True):
-            w, h = float(b[2] - b[0]), float(b[3] - b[1])
-            self.gts.append({"id": len(self.gts) + 1, "image_id": image_id, "category_id": int(c) + 1,
-                             "bbox": [float(b[0]), float(b[1]), w, h], "area": w * h, "iscrowd": 0})
+            box = _xywh(b)
+            self.gts.append({"image_id": image_id, "category_id": int(c) + 1, "bbox": box,
+                             "area": box[2] * box[3], "iscrowd": 0})
+        for b in np.zeros((0, 4)) if ignore is None else np.asarray(ignore, np.float64).reshape(-1, 4):
+            box = _xywh(b)
+            for k in range(len(self.class_names)):
+                self.crowds.append({"image_id": image_id, "category_id": k + 1, "bbox": box,
+                                    "area": box[2] * box[3], "iscrowd": 1})
         for b, s, c in zip(boxes, scores, classes, strict=True):
             self.dets.append({"image_id": image_id, "category_id": int(c) + 1, "score": float(s),
-                              "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]})
+                              "bbox": _xywh(b)})
 
     def compute(self) -> dict:
         from pycocotools.coco import COCO
@@ -41,11 +61,14 @@ class DetectionMetric:
         if not self.images:
             return {}
         result = {"num_images": len(self.images), "num_objects": len(self.gts),
-                  "num_detections": len(self.dets)}
+                  "num_detections": len(self.dets), "num_ignore_regions":
+                  len(self.crowds) // max(1, len(self.class_names))}
         if not self.gts:
             return result | {"map50": None, "map": None, "ap50_per_class": {}}
+        # ids from 1: COCOeval takes a match id of 0 for "unmatched"
+        annotations = [a | {"id": i + 1} for i, a in enumerate(self.gts + self.crowds)]
         gt = COCO()
-        gt.dataset = {"images": self.images, "annotations": self.gts,
+        gt.dataset = {"images": self.images, "annotations": annotations,
                       "categories": [{"id": i + 1, "name": n} for i, n in enumerate(self.class_names)]}
         with contextlib.redirect_stdout(io.StringIO()):
             gt.createIndex()
@@ -88,30 +111,85 @@ class LaneMetric:
                 "precision": precision, "recall": recall}
 
 
-class DepthMetric:
-    """Eigen et al. depth metrics on valid pixels with ``min_depth < gt <= max_depth``,
-    computed per image and averaged over images (the KITTI convention)."""
+# Evaluation crops as fractions of the ground truth's (h, w): rows [top, bottom), cols [left, right),
+# each bound truncated to int. "garg": Garg et al. ECCV 2016, the crop of monodepth2's eigen split;
+# "eigen": the crop found to reproduce Eigen et al. NIPS 2014 (monodepth's evaluate_kitti.py, BTS).
+DEPTH_CROPS: dict[str, tuple[float, float, float, float]] = {
+    "garg": (0.40810811, 0.99189189, 0.03594771, 0.96405229),
+    "eigen": (0.3324324, 0.91351351, 0.0359477, 0.96405229),
+}
+DEPTH_ERRORS: tuple[str, ...] = ("abs_rel", "sq_rel", "rmse", "rmse_log", "delta1", "delta2", "delta3")
 
-    def __init__(self, min_depth: float = 1e-3, max_depth: float = 80.0):
-        self.min_depth, self.max_depth = min_depth, max_depth
-        self.rows: list[tuple[float, float, float]] = []
+
+def depth_crop_mask(shape: tuple[int, int], crop: str | None) -> np.ndarray:
+    """Bool [h, w]: the pixels inside the named evaluation crop (all of them for None)."""
+    mask = np.zeros(shape, bool)
+    if crop is None:
+        mask[:] = True
+        return mask
+    if crop not in DEPTH_CROPS:
+        raise ValueError(f"depth crop {crop!r}: expected one of {sorted(DEPTH_CROPS)} or None")
+    h, w = shape
+    top, bottom, left, right = DEPTH_CROPS[crop]
+    mask[int(top * h):int(bottom * h), int(left * w):int(right * w)] = True
+    return mask
+
+
+def depth_errors(gt: np.ndarray, pred: np.ndarray) -> tuple[float, ...]:
+    """Eigen et al.'s errors over matched valid pixels (monodepth2's ``compute_errors``):
+    AbsRel, SqRel, RMSE, RMSE log, and the fractions with max(gt/pred, pred/gt) < 1.25^k."""
+    g, p = gt.astype(np.float64), pred.astype(np.float64)
+    ratio = np.maximum(g / p, p / g)
+    return (float(np.mean(np.abs(g - p) / g)), float(np.mean((g - p) ** 2 / g)),
+            float(np.sqrt(np.mean((g - p) ** 2))), float(np.sqrt(np.mean((np.log(g) - np.log(p)) ** 2))),
+            float(np.mean(ratio < 1.25)), float(np.mean(ratio < 1.25 ** 2)),
+            float(np.mean(ratio < 1.25 ** 3)))
+
+
+class DepthMetric:
+    """KITTI / Eigen depth errors, computed per image and averaged over images.
+
+    As monodepth2's ``evaluate_depth.py``: valid pixels are ``min_depth < gt < max_depth``
+    (80 m for KITTI) inside the optional ``crop`` ("garg" or "eigen", see `DEPTH_CROPS`); the
+    prediction is clipped to [min_depth, max_depth]. With ``median_scaling`` the errors are also
+    reported after scaling each prediction by median(gt) / median(pred) (before the clip), under
+    ``<name>_median_scaled``, with the median and spread (std of ratio / median) of the scales.
+    An image without a valid pixel is skipped.
+    """
+
+    def __init__(self, min_depth: float = 1e-3, max_depth: float = 80.0, crop: str | None = None,
+                 median_scaling: bool = False):
+        depth_crop_mask((1, 1), crop)  # rejects an unknown crop name now
+        self.min_depth, self.max_depth, self.crop = min_depth, max_depth, crop
+        self.median_scaling = median_scaling
+        self.rows: list[tuple[float, ...]] = []
+        self.scaled_rows: list[tuple[float, ...]] = []
+        self.ratios: list[float] = []
 
     def update(self, gt: np.ndarray, pred: np.ndarray) -> None:
         if gt.shape != pred.shape:
             raise ValueError(f"depth map shapes differ: gt {gt.shape} vs prediction {pred.shape}")
-        valid = (gt > self.min_depth) & (gt <= self.max_depth)
+        valid = (gt > self.min_depth) & (gt < self.max_depth) & depth_crop_mask(gt.shape, self.crop)
         if not valid.any():
             return
         g = gt[valid].astype(np.float64)
-        p = np.clip(pred[valid].astype(np.float64), self.min_depth, None)
-        ratio = np.maximum(g / p, p / g)
-        self.rows.append((float(np.mean(np.abs(p - g) / g)), float(np.sqrt(np.mean((p - g) ** 2))),
-                          float(np.mean(ratio < 1.25))))
+        p = pred[valid].astype(np.float64)
+        self.rows.append(depth_errors(g, np.clip(p, self.min_depth, self.max_depth)))
+        if self.median_scaling:
+            ratio = float(np.median(g) / np.median(p))
+            self.ratios.append(ratio)
+            self.scaled_rows.append(depth_errors(g, np.clip(p * ratio, self.min_depth, self.max_depth)))
 
     def compute(self) -> dict:
         if not self.rows:
             return {}
-        a = np.asarray(self.rows)
-        return {"abs_rel": float(a[:, 0].mean()), "rmse": float(a[:, 1].mean()),
-                "delta1": float(a[:, 2].mean()), "num_images": len(self.rows),
-                "max_depth": self.max_depth}
+        result = dict(zip(DEPTH_ERRORS, np.asarray(self.rows).mean(0).tolist(), strict=True))
+        result |= {"num_images": len(self.rows), "min_depth": self.min_depth,
+                   "max_depth": self.max_depth, "crop": self.crop}
+        if self.median_scaling:
+            scaled = np.asarray(self.scaled_rows).mean(0).tolist()
+            result |= {f"{k}_median_scaled": v for k, v in zip(DEPTH_ERRORS, scaled, strict=True)}
+            ratios = np.asarray(self.ratios)
+            med = float(np.median(ratios))
+            result |= {"scale_median": med, "scale_std": float(np.std(ratios / med))}
+        return result

@@ -23,7 +23,8 @@ from edge_mtl.checkpoint import check_finite_weights, load_weights, read_checkpo
 from edge_mtl.config import Config
 from edge_mtl.data.dataset import BadSample, EpochSampler, MultiTaskDataset, collate_skipping
 from edge_mtl.data.format import DatasetError
-from edge_mtl.data.preflight import DataCheck, check_dataset
+from edge_mtl.data.formats import DataSpec, open_reader
+from edge_mtl.data.preflight import DataCheck, check_dataset, checks_report
 from edge_mtl.files import to_json, write_atomic
 from edge_mtl.losses import compute_losses
 from edge_mtl.model.tritask import build_model
@@ -46,20 +47,19 @@ def _setup_distributed() -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
-def recalibrate_bn(model: torch.nn.Module, data: str, size: tuple[int, int], batches: int,
-                   batch_size: int, device: torch.device, workers: int = 0,
-                   indices: list[int] | None = None, strict: bool = False) -> list[BadSample]:
+def recalibrate_bn(model: torch.nn.Module, dataset: MultiTaskDataset, batches: int,
+                   batch_size: int, device: torch.device, workers: int = 0) -> list[BadSample]:
     """Precise BN: recompute every BatchNorm's running statistics on full-size training images
     with the final weights (cumulative average over ``batches`` batches, a fixed sample order).
-    Unreadable samples are left out and returned (``strict``: they raise); no readable batch
-    at all is an error, since the statistics would be reset to nothing.
+    ``dataset`` is not augmented; its unreadable samples are left out and returned (unless it
+    raises on them); no readable batch at all is an error, since the statistics would be reset
+    to nothing.
 
     torchvision's MobileNets use BN momentum 0.01, so after training from scratch the running
     statistics trail the weights by hundreds of steps and eval-mode outputs are far off.
     """
     from torch.optim.swa_utils import update_bn
 
-    dataset = MultiTaskDataset(data, size, indices=indices, skip_bad=not strict)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=True, collate_fn=collate_skipping, num_workers=workers,
         generator=torch.Generator().manual_seed(0))
@@ -80,7 +80,8 @@ def recalibrate_bn(model: torch.nn.Module, data: str, size: tuple[int, int], bat
             update_bn(images(), model)
         if not used[0]:
             first = f"; first: {skipped[0].reason}" if skipped else ""
-            raise DatasetError(f"{data}: BatchNorm re-estimation read no batch{first}")
+            names = ", ".join(map(repr, dataset.readers))
+            raise DatasetError(f"{names}: BatchNorm re-estimation read no batch{first}")
     except BaseException:
         model.load_state_dict(state)  # the statistics and BN momenta as they were
         for m, momentum in momenta.items():
@@ -127,7 +128,7 @@ class TrainingDiverged(RuntimeError):
 RUN_FILES = ("last.pt", "log.csv", "config.yaml")
 AMP_OVERFLOWS_IN_A_ROW = 8  # GradScaler overflows tolerated in a row before they count as bad steps
 LOG_FIELDS = ["step", "lr", "total", *[f"loss_{t}" for t in TASKS], *[f"weight_{t}" for t in TASKS],
-              "img_per_s", "bad_steps"]
+              "img_per_s", "bad_steps", *[f"seen_{t}" for t in TASKS]]
 
 
 def resumes_in(out: Path, resume: str | None) -> bool:
@@ -176,29 +177,47 @@ def _batches(loader: torch.utils.data.DataLoader, sampler: EpochSampler, positio
         position[0], position[1] = position[0] + 1, 0
 
 
-def _preflight(cfg: Config, out: Path, strict: bool, progress: bool, rank: int, world: int) -> DataCheck:
-    """`check_dataset` on rank 0, shared with every rank; its report goes to RUN/data_check.json."""
-    check, error = None, None
+def _preflight(cfg: Config, out: Path, strict: bool, progress: bool, rank: int, world: int
+               ) -> list[DataCheck]:
+    """`check_dataset` of every dataset on rank 0, shared with every rank; the report goes to
+    RUN/data_check.json."""
+    checks, error = None, None
     if rank == 0:
         try:
-            check = check_dataset(cfg.train.data, strict=strict, progress=progress)
+            checks = [check_dataset(spec, strict=strict, progress=progress, options=cfg.train.data_options)
+                      for spec in cfg.train.data]
         except DatasetError as e:
             error = e
-        if check is not None and check.bad:
-            print(f"warning: {check.summary()}; skipping the bad ones (see {out / 'data_check.json'}):",
-                  file=sys.stderr)
-            for problem in check.bad[:5]:
-                print(f"  {problem.reason}", file=sys.stderr)
+        for check in checks or []:
+            if check.bad:
+                print(f"warning: {check.summary()}; skipping the bad ones (see {out / 'data_check.json'}):",
+                      file=sys.stderr)
+                for problem in check.bad[:5]:
+                    print(f"  {problem.reason}", file=sys.stderr)
     if world > 1:  # every rank gets the result, or raises rank 0's error (none waits forever)
-        shared = [check, None if error is None else str(error)]
+        shared = [checks, None if error is None else str(error)]
         dist.broadcast_object_list(shared, src=0)
-        check, message = shared
+        checks, message = shared
         if message is not None:
             error = error or DatasetError(message)
     if error is not None:
         raise error
-    assert check is not None
-    return check
+    assert checks is not None
+    return checks
+
+
+def _seen_total(seen: torch.Tensor, world: int) -> torch.Tensor:
+    """Samples seen per dataset: [datasets, 1 + tasks] (all, then labelled per task), summed
+    over the ranks (every rank calls this at the same steps)."""
+    total = seen.clone()
+    if world > 1:
+        dist.all_reduce(total)
+    return total
+
+
+def _seen_report(specs: list[DataSpec], total: torch.Tensor) -> dict:
+    return {str(spec): {"samples": int(row[0]), **dict(zip(TASKS, row[1:].tolist(), strict=True))}
+            for spec, row in zip(specs, total.long(), strict=True)}
 
 
 def _agree(flags: list[bool], world: int, device: torch.device) -> list[bool]:
@@ -247,10 +266,16 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
         check_finite_weights(state["model"], resume)
     torch.manual_seed(tc.seed + rank)
     size = (cfg.model.input_height, cfg.model.input_width)
-    data_check = _preflight(cfg, out, strict, progress and is_main, rank, world)
-    dataset = MultiTaskDataset(tc.data, size, train=True, crop=tc.crop_width, flip=tc.hflip,
-                               indices=data_check.good, seed=tc.seed, skip_bad=not strict)
-    sampler = EpochSampler(len(dataset), tc.seed, rank, world)
+    checks = _preflight(cfg, out, strict, progress and is_main, rank, world)
+    specs = [DataSpec.parse(s) for s in tc.data]
+    readers = [open_reader(spec, tc.data_options) for spec in specs]
+    items = [(k, i) for k, check in enumerate(checks) for i in check.good]
+    fit = {"mode": cfg.model.resize, "canonical": cfg.model.canonical_focal}
+    dataset = MultiTaskDataset(readers, size, augment=cfg.augment, crop=tc.crop_width, flip=tc.hflip,
+                               items=items, seed=tc.seed, skip_bad=not strict, **fit)
+    sampler = EpochSampler(len(dataset), tc.seed, rank, world, groups=dataset.groups,
+                           weights=[spec.weight for spec in specs], temperature=tc.mix_temperature)
+    seen = torch.zeros(len(specs), 1 + len(TASKS), dtype=torch.long)
     batches_per_epoch = -(-len(sampler) // tc.batch_size)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=tc.batch_size, sampler=sampler, num_workers=tc.workers,
@@ -289,6 +314,9 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
         bad_steps = int(state.get("bad_steps", 0))
         amp_overflows = int(state.get("amp_overflows", 0))
         skipped = [BadSample(**b) for b in state.get("skipped_in_training", [])]
+        seen_before = state.get("seen")
+        if is_main and seen_before is not None and len(seen_before) == len(specs):
+            seen += torch.tensor(seen_before, dtype=torch.long)  # rank 0 carries the run's count so far
         before = state.get("geometry", geometry)
         if position[1] and before != geometry:
             raise ValueError(f"{resume}: stopped mid-epoch with batch_size {before['batch_size']} on "
@@ -315,11 +343,11 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
                 (out / name).unlink(missing_ok=True)
         cfg.save(out / "config.yaml")
         _start_log(log_path, step if same_run else 0)  # only this run's own rows are kept
-        write_atomic(out / "data_check.json", to_json(data_check.to_dict(), indent=2) + "\n")
+        write_atomic(out / "data_check.json", to_json(checks_report(checks), indent=2) + "\n")
     buffers = [b for b in (*model.buffers(), *weighting.buffers()) if b.is_floating_point()]
     saved_buffers = [b.detach().clone() for b in buffers]
 
-    def checkpoint(recalibrated: bool = False) -> Path:
+    def checkpoint(seen_total: torch.Tensor, recalibrated: bool = False) -> Path:
         rng = {"torch": torch.get_rng_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(device)
@@ -328,13 +356,13 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
                                scaler=scaler.state_dict(), step=step, position=list(position),
                                bad_steps=bad_steps, rng=rng, geometry=geometry,
                                amp_overflows=amp_overflows, skipped_in_training=[vars(b) for b in skipped],
-                               bn_recalibrated=recalibrated)
+                               bn_recalibrated=recalibrated, seen=seen_total.tolist())
 
     net.train()
     batches = _batches(loader, sampler, position)
     bar = tqdm(total=tc.steps, initial=min(step, tc.steps), desc="train", unit="step",
                disable=not (progress and is_main))
-    tick, seen, in_a_row, saved_step, empty_in_a_row = time.perf_counter(), 0, 0, step, 0
+    tick, images, in_a_row, saved_step, empty_in_a_row = time.perf_counter(), 0, 0, step, 0
     overflows_in_a_row = 0
     try:
         while step < tc.steps:
@@ -346,10 +374,14 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
             if not _agree([batch is not None], world, device)[0]:  # a rank has nothing readable
                 empty_in_a_row += 1
                 if empty_in_a_row > batches_per_epoch:
-                    raise DatasetError(f"{tc.data}: no sample could be read for a whole pass over the "
-                                       f"data; stopped (last: {skipped[-1].reason if skipped else '?'})")
+                    last = skipped[-1].reason if skipped else "?"
+                    raise DatasetError(f"{', '.join(tc.data)}: no sample could be read for a whole "
+                                       f"pass over the data; stopped (last: {last})")
                 continue
             empty_in_a_row = 0
+            seen[:, 0] += torch.bincount(batch.source, minlength=len(specs))
+            for k, t in enumerate(TASKS):
+                seen[:, 1 + k] += torch.bincount(batch.source[batch.has_label[t]], minlength=len(specs))
             batch = batch.to(device)
             _copy(saved_buffers, buffers)
             with torch.autocast(device.type, enabled=use_amp):
@@ -388,33 +420,37 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
             scaler.update()
             scheduler.step()
             step += 1
-            seen += batch.image.shape[0] * world
-            if is_main and (step % tc.log_every == 0 or step == tc.steps):
+            images += batch.image.shape[0] * world
+            log_now, ckpt_now = step % tc.log_every == 0 or step == tc.steps, step % tc.ckpt_every == 0
+            seen_total = _seen_total(seen, world) if log_now or ckpt_now else None
+            if is_main and log_now:
                 now = time.perf_counter()
                 row = {"step": step, "lr": f"{scheduler.get_last_lr()[0]:.3g}",
-                       "total": f"{float(total.detach()):.4f}", "img_per_s": f"{seen / (now - tick):.2f}",
+                       "total": f"{float(total.detach()):.4f}", "img_per_s": f"{images / (now - tick):.2f}",
                        "bad_steps": bad_steps}
+                row |= {f"seen_{t}": int(seen_total[:, 1 + k].sum()) for k, t in enumerate(TASKS)}
                 row |= {f"loss_{t}": f"{float(v.detach()):.4f}" for t, v in losses.items()}
                 row |= {f"weight_{t}": f"{w:.3f}" for t, w in weighting.current_weights(step).items()}
                 with open(log_path, "a", newline="") as f:
                     csv.DictWriter(f, LOG_FIELDS).writerow(row)
                 bar.set_postfix({t: f"{float(v.detach()):.3f}" for t, v in losses.items()})
-                tick, seen = now, 0
-            if is_main and step % tc.ckpt_every == 0:
-                checkpoint()
+                tick, images = now, 0
+            if is_main and ckpt_now:
+                checkpoint(seen_total)
                 saved_step = step
             bar.update()
     finally:
         bar.close()
     path = out / "last.pt"
+    seen_total = _seen_total(seen, world)
     if is_main:
-        checkpoint()  # first the trained weights, safe whatever the re-estimation meets
+        checkpoint(seen_total)  # first the trained weights, safe whatever the re-estimation meets
         plot_log(log_path)
         if tc.bn_batches > 0:
-            skipped += recalibrate_bn(model, tc.data, size, tc.bn_batches, tc.batch_size, device,
-                                      tc.workers, indices=data_check.good, strict=strict)
-        checkpoint(recalibrated=True)
-        _finish_report(out, data_check, skipped, bad_steps, amp_overflows)
+            plain = MultiTaskDataset(readers, size, items=items, skip_bad=not strict, **fit)
+            skipped += recalibrate_bn(model, plain, tc.bn_batches, tc.batch_size, device, tc.workers)
+        checkpoint(seen_total, recalibrated=True)
+        _finish_report(out, checks, skipped, bad_steps, amp_overflows, _seen_report(specs, seen_total))
     if dist.is_initialized():
         dist.barrier()
     return path
@@ -428,15 +464,20 @@ def _restore_rng(rng: dict | None) -> None:
         torch.cuda.set_rng_state(rng["cuda"])
 
 
-def _finish_report(out: Path, data_check: DataCheck, skipped: list[BadSample], bad_steps: int,
-                   amp_overflows: int) -> None:
-    """The run's data problems (pre-flight and during training) and skipped steps in
-    RUN/data_check.json, and a summary line for each kind of trouble met."""
-    report = data_check.to_dict() | {"skipped_in_training": [vars(b) for b in skipped],
-                                     "bad_steps": bad_steps, "amp_overflow_steps": amp_overflows}
+def _finish_report(out: Path, checks: list[DataCheck], skipped: list[BadSample], bad_steps: int,
+                   amp_overflows: int, seen: dict) -> None:
+    """The run's data problems (pre-flight and during training), skipped steps and the samples
+    seen of each dataset and task in RUN/data_check.json, and a summary line for each."""
+    report = checks_report(checks) | {"skipped_in_training": [vars(b) for b in skipped],
+                                      "bad_steps": bad_steps, "amp_overflow_steps": amp_overflows,
+                                      "seen": seen}
     write_atomic(out / "data_check.json", to_json(report, indent=2) + "\n")
-    if data_check.bad or skipped:
-        print(f"data: {len(data_check.bad)} bad samples left out, {len(skipped)} skipped while training "
+    for name, counts in seen.items():
+        labelled = ", ".join(f"{t} {counts[t]}" for t in TASKS if counts[t])
+        print(f"seen: {name}: {counts['samples']} samples ({labelled or 'no labels'})")
+    num_bad = report["num_bad"]
+    if num_bad or skipped:
+        print(f"data: {num_bad} bad samples left out, {len(skipped)} skipped while training "
               f"(see {out / 'data_check.json'})", file=sys.stderr)
     if bad_steps:
         print(f"train: {bad_steps} steps skipped for a non-finite loss or gradient (log.csv: bad_steps)",

@@ -8,6 +8,10 @@ import numpy as np
 
 from edge_mtl.config import Config, ModelConfig
 
+# The project's shared real files (../shared/data beside the checkout); tests using them skip
+# when it is absent.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
 # Small enough for 2 CPU cores; every shape rule of the real model still applies.
 TINY_SIZE = (64, 128)
 
@@ -20,7 +24,7 @@ def tiny_model_config(**kw) -> ModelConfig:
 
 def tiny_config(data: str, out: str, steps: int = 3) -> Config:
     cfg = Config(model=tiny_model_config())
-    cfg.train.data, cfg.train.out, cfg.train.steps = data, out, steps
+    cfg.train.data, cfg.train.out, cfg.train.steps = [data], out, steps
     cfg.train.batch_size, cfg.train.workers, cfg.train.crop_width = 2, 0, None
     cfg.train.log_every, cfg.train.ckpt_every, cfg.train.warmup_lr_steps = 1, 2, 1
     cfg.weighting.warmup_steps = 1

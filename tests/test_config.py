@@ -89,7 +89,9 @@ def test_numbers_are_coerced_to_the_field_type(tmp_path):
     ("train", "seed", -1, "must be >= 0"),
     ("train", "hflip", 1, "is not a boolean"),
     ("train", "amp", "yes please", "is not a boolean"),
-    ("train", "data", 5, "is not a string"),
+    ("train", "data", 5, "is not a list"),
+    ("train", "data", [5], "train.data[0]=5 is not a string"),
+    ("train", "data_options", {"kitty": {}}, "train.data_options key='kitty' must be one of"),
     ("train", "init", [], "is not a string"),
     ("model", "backbone", "resnet50", "must be one of"),
     ("model", "num_classes", 0, "must be >= 1"),
@@ -123,7 +125,7 @@ def test_bad_values_are_refused_naming_file_key_and_value(tmp_path, section, key
 def test_every_field_of_every_section_is_checked():
     """A list is valid for no field: a field added later (its type hint alone) is checked too."""
     for section, key in SETTINGS:
-        with pytest.raises(ValueError, match=rf"^src: {section}\.{key}="):
+        with pytest.raises(ValueError, match=rf"^src: {section}\.{key}(\[0\])?="):
             Config.from_dict({section: {key: [1]}}, source="src")
 
 
@@ -187,7 +189,7 @@ def test_overrides_name_the_override_and_key():
         apply_overrides(Config(), ["train"])
     cfg = apply_overrides(Config(), ["train.out=2024", "train.data=yes",
                                      "weighting.fixed={det: 2, lane: 1, depth: 0.5}"])
-    assert (cfg.train.out, cfg.train.data, cfg.weighting.fixed) == ("2024", "yes",
+    assert (cfg.train.out, cfg.train.data, cfg.weighting.fixed) == ("2024", ["yes"],
                                                                     {"det": 2.0, "lane": 1.0, "depth": 0.5})
 
 
@@ -306,3 +308,21 @@ def test_random_overrides_apply_or_name_the_override(tmp_path_factory, items):
         assert any(name in message for name in named), message
         return
     _assert_valid(cfg, tmp_path_factory.getbasetemp())
+
+
+def test_data_sources_parse_and_a_bad_one_names_itself(tmp_path):
+    cfg = apply_overrides(Config(), ["train.data=[kitti:/d/kitti@2, bdd100k:/d/bdd, data/train]"])
+    assert cfg.train.data == ["kitti:/d/kitti@2", "bdd100k:/d/bdd", "data/train"]
+    one = apply_overrides(Config(), ["train.data=tusimple:/d/tu"])
+    assert one.train.data == ["tusimple:/d/tu"]  # one source needs no list
+    with pytest.raises(ValueError, match="unknown format 'kitty'"):
+        apply_overrides(Config(), ["train.data=[kitty:/d/kitti]"])
+    with pytest.raises(ValueError, match="weight '-1' must be a positive number"):
+        apply_overrides(Config(), ["train.data=[kitti:/d/kitti@-1]"])
+
+
+def test_reader_formats_named_in_config_are_the_registry():
+    from edge_mtl.config import READER_FORMATS
+    from edge_mtl.data.formats import READERS
+
+    assert set(READER_FORMATS) == set(READERS)

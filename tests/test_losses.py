@@ -66,7 +66,7 @@ def test_unlabelled_samples_do_not_change_the_loss():
     out["det_boxes"][..., 2:] += out["det_boxes"][..., :2]
     full = compute_losses(out, batch, LossConfig())
     keep = torch.tensor([0, 2])
-    sub = Batch(**{k: v[keep] for k, v in vars(batch).items() if k != "has_label"},
+    sub = Batch(**{k: v[keep] for k, v in vars(batch).items() if k != "has_label" and v is not None},
                 has_label={t: v[keep] for t, v in batch.has_label.items()})
     alone = compute_losses({k: v[keep] for k, v in out.items()}, sub, LossConfig())
     for t in TASKS:
@@ -96,3 +96,48 @@ def test_assignment_puts_a_box_on_one_level_around_its_centre():
     assert inside.all()
     none, _ = assign_points(boxes, torch.tensor([[False]]), H, W, (8, 16, 32))
     assert (none < 0).all()  # padding boxes are never assigned
+
+
+OUTPUT_OF = {"det": ("det_logits", "det_boxes"), "lane": ("lane_logits",), "depth": ("depth",)}
+
+
+def test_each_head_gets_gradient_only_from_the_samples_that_carry_its_label():
+    """A mixed batch as a KITTI + BDD100K + TuSimple mix gives it: per sample and per head, the
+    loss's gradient on that head's outputs is non-zero exactly where the sample has the label."""
+    has = {"det": [True, True, False, True], "lane": [False, True, True, False],
+           "depth": [True, False, False, True]}
+    batch = make_batch(4, has)
+    model = build_model(tiny_model_config()).train()
+    out = model(batch.image)
+    for o in out.values():
+        o.retain_grad()
+    sum(compute_losses(out, batch, LossConfig()).values()).backward()
+    for task, names in OUTPUT_OF.items():
+        for name in names:
+            per_sample = out[name].grad.flatten(1).abs().sum(1)
+            assert ((per_sample > 0).tolist()) == has[task], (task, name, per_sample)
+
+
+def test_predictions_inside_an_ignore_region_are_not_negatives():
+    from edge_mtl.losses import detection_loss
+    from edge_mtl.model.heads.detection import anchor_points
+
+    batch = make_batch(1)
+    points, _ = anchor_points(H, W, (8, 16, 32), torch.device("cpu"))
+    n = len(points)
+    logits = torch.full((1, n, 3), -6.0)
+    region = torch.tensor([[0.0, 51.0, 56.0, 64.0]])  # below both objects
+    inside = (points[:, 0] <= 56) & (points[:, 1] >= 51)
+    logits[0, inside, 0] = 6.0  # confident "car" in the region: a false positive unless ignored
+    logits.requires_grad_(True)
+    boxes = torch.rand(1, n, 4) * 10
+    boxes[..., 2:] += boxes[..., :2] + 1
+    plain = detection_loss(logits, boxes, batch, LossConfig(), (8, 16, 32))
+    batch.ignore, batch.ignore_valid = region[None], torch.ones(1, 1, dtype=torch.bool)
+    ignored = detection_loss(logits, boxes, batch, LossConfig(), (8, 16, 32))
+    assert float(ignored.detach()) < float(plain.detach()) - 1.0
+    (grad,) = torch.autograd.grad(ignored, logits)
+    assert torch.count_nonzero(grad[0, inside]) == 0 and torch.count_nonzero(grad[0, ~inside]) > 0
+    batch.ignore_valid = torch.zeros(1, 1, dtype=torch.bool)  # a padded (invalid) region ignores nothing
+    again = detection_loss(logits, boxes, batch, LossConfig(), (8, 16, 32))
+    assert float(again.detach()) == pytest.approx(float(plain.detach()))

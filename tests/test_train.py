@@ -112,7 +112,8 @@ def test_recalibrate_bn_sets_running_stats_to_the_data(tiny_dataset):
     model = build_model(tiny_model_config()).eval()
     first_bn = model.backbone.features[0][1]
     first_bn.running_mean.fill_(100.0)  # stale statistics, as after a short run
-    recalibrate_bn(model, tiny_dataset, TINY_SIZE, batches=3, batch_size=2, device=torch.device("cpu"))
+    recalibrate_bn(model, MultiTaskDataset(tiny_dataset, TINY_SIZE), batches=3, batch_size=2,
+                   device=torch.device("cpu"))
     assert not model.training  # mode restored
     images = collate([MultiTaskDataset(tiny_dataset, TINY_SIZE)[i] for i in range(6)]).image
     with torch.no_grad():

@@ -276,13 +276,13 @@ class _Run:
 
 def _loop(src: FrameSource, runner: Backend, timer: StageTimer, run: _Run, stop: threading.Event,
           max_frames: int | None, recorder: Recorder | None, window: Window | None,
-          cfg: PostprocessConfig | None) -> None:
+          cfg: PostprocessConfig | None, focal: float | None = None) -> None:
     from edge_mtl.camera.overlay import HUD_STAGES, draw_overlay, hud_lines
     from edge_mtl.runtime.postprocess import postprocess
-    from edge_mtl.runtime.preprocess import preprocess
+    from edge_mtl.runtime.preprocess import fit_image, normalize
 
-    size = runner.info.input_size
     status = f"{runner.name} {runner.device} {runner.precision}"
+    geometry, depth_scale = None, 1.0
     ends: deque[float] = deque(maxlen=30)
     run.started = time.perf_counter()
     while True:
@@ -302,11 +302,14 @@ def _loop(src: FrameSource, runner: Backend, timer: StageTimer, run: _Run, stop:
         image = frame.image
         run.frame_size = run.frame_size or image.shape[:2]
         with timer.stage("pre"):
-            x = preprocess(image, size)[None]
+            if geometry is None or geometry.source != image.shape[:2]:
+                geometry = runner.info.geometry(image.shape[:2])
+                depth_scale = runner.info.depth_scale(geometry, focal)
+            x = normalize(fit_image(image, geometry))[None]
         with timer.stage("infer"):
             raw = runner.infer(x)
         with timer.stage("post"):
-            pred = postprocess({k: v[0] for k, v in raw.items()}, image.shape[:2], size, cfg)
+            pred = postprocess({k: v[0] for k, v in raw.items()}, geometry, cfg, depth_scale)
         with timer.stage("draw"):
             fps = (len(ends) - 1) / (ends[-1] - ends[0]) if len(ends) > 1 else None
             dropped = f"  dropped {src.dropped}" if src.live else ""
@@ -382,7 +385,7 @@ def run_camera(source: str | int | os.PathLike | FrameSource, model: str | os.Pa
                postprocess_cfg: PostprocessConfig | None = None, window_title: str = "edge-mtl camera",
                tune_malloc: bool = True, log: Callable[[str], object] = print,
                backend_options: Mapping[str, Mapping[str, Any]] | None = None,
-               **source_options: Any) -> dict[str, Any]:
+               focal: float | None = None, **source_options: Any) -> dict[str, Any]:
     """Run ``model`` on ``source`` until it ends, ``max_frames``, Ctrl-C, SIGTERM or the window
     closes; returns the summary (module docstring), also written to ``bench_json``.
 
@@ -390,7 +393,8 @@ def run_camera(source: str | int | os.PathLike | FrameSource, model: str | os.Pa
     it, ``source_options`` to live sources). ``record``: an mp4 of the drawn frames, finalised
     on every exit path. ``tune_malloc``: see `tune_allocator`. ``backend_options``: per backend
     name, keyword arguments for it (`open_model`); onnxruntime's threads do not spin by default
-    (`edge_mtl.runtime.onnx_backend.session_options`).
+    (`edge_mtl.runtime.onnx_backend.session_options`). ``focal``: the camera's focal length in
+    its own pixels, for metric depth (default: 0.8 x the frame width, a 64 degree field of view).
     """
     from edge_mtl.camera.sources import open_source, parse_source
 
@@ -419,7 +423,7 @@ def run_camera(source: str | int | os.PathLike | FrameSource, model: str | os.Pa
             stack.callback(window.close)
         stack.enter_context(stop_on_sigterm(stop))
         try:
-            _loop(src, runner, timer, run, stop, max_frames, recorder, window, postprocess_cfg)
+            _loop(src, runner, timer, run, stop, max_frames, recorder, window, postprocess_cfg, focal)
         except KeyboardInterrupt:
             run.reason = "interrupted"
         except Exception as e:  # source, backend, frame or recording: keep what ran, then raise

@@ -7,6 +7,8 @@ are not 0/1, depth of another size or negative) raise `DatasetError` naming the 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from edge_mtl.types import CLASSES, Sample
@@ -35,10 +37,25 @@ def check_sample(sample: Sample, where: str, num_classes: int = len(CLASSES)) ->
         _check_lane(sample.lane, (h, w), where)
     if sample.depth is not None:
         _check_depth(sample.depth, (h, w), where)
-    if boxes is sample.boxes:
+    ignore = sample.ignore
+    if ignore is not None:
+        ignore = _check_ignore(ignore, (h, w), where)
+    if boxes is sample.boxes and ignore is sample.ignore:
         return sample
-    return Sample(image=image, boxes=boxes, classes=sample.classes, lane=sample.lane,
-                  depth=sample.depth, camera=cam, name=sample.name)
+    return dataclasses.replace(sample, boxes=boxes, ignore=ignore)
+
+
+def _check_ignore(regions: np.ndarray, size: tuple[int, int], where: str) -> np.ndarray:
+    """Ignore regions clipped to the image; those with no area inside it are dropped."""
+    if regions.ndim != 2 or regions.shape[1] != 4:
+        raise DatasetError(f"{where}: ignore regions must be [K, 4] x1,y1,x2,y2, got shape "
+                           f"{list(regions.shape)}")
+    if not np.isfinite(regions).all():
+        raise DatasetError(f"{where}: ignore region {_first(~np.isfinite(regions).all(1))} is not finite")
+    h, w = size
+    clipped = np.clip(regions, 0, [w, h, w, h]).astype(np.float32)
+    keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
+    return clipped[keep]
 
 
 def _check_boxes(boxes: np.ndarray, classes: np.ndarray | None, size: tuple[int, int], where: str,

@@ -1,16 +1,19 @@
-"""Torch dataset over the on-disk format, the resumable sampler, and the collate that builds a
-`Batch`."""
+"""Torch dataset over one or several readers, the resumable mixing sampler, and the collate that
+builds a `Batch`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from edge_mtl.data.format import DatasetError, DatasetReader
-from edge_mtl.data.transforms import Item, crop_width, hflip, to_network_size
+from edge_mtl.config import AugmentConfig
+from edge_mtl.data.checks import DatasetError
+from edge_mtl.data.reader import Reader
+from edge_mtl.data.transforms import Item, fit_sample
+from edge_mtl.runtime.geometry import canonical_focal
 from edge_mtl.runtime.preprocess import normalize
 from edge_mtl.types import TASKS, Batch
 
@@ -24,62 +27,106 @@ class BadSample:
 
 
 class MultiTaskDataset(torch.utils.data.Dataset):
-    """Samples at network resolution; with ``train=True`` adds random flip and crop.
+    """Samples of ``readers`` at network resolution, fitted by the one camera geometry
+    (``mode``); with ``augment`` they are then augmented (`edge_mtl.data.augment`, with ``flip``
+    and a random crop to ``crop`` columns). Depth comes out in the canonical focal length
+    (``canonical``, input pixels; default 0.8 x the input width): metres x canonical / focal.
 
-    ``indices``: the reader's samples to use (default all; `check_dataset` gives the good ones).
-    A key is a position in ``indices``, or ``(position, epoch)`` from `EpochSampler`: the
-    augmentation is then drawn from ``(seed, epoch, sample)``, so a resumed run sees exactly what
-    an uninterrupted one would, whatever the worker count. ``skip_bad``: a sample that fails to
-    read comes back as a `BadSample` (`collate_skipping` drops it) instead of raising.
+    ``items``: the (reader, index) pairs to use (default all; `check_dataset` gives the good
+    ones). A key is a position in ``items``, or ``(position, epoch)`` from `EpochSampler`: the
+    augmentation is then drawn from ``(seed, epoch, reader, index)``, so a resumed run sees
+    exactly what an uninterrupted one would, whatever the worker count. ``skip_bad``: a sample
+    that fails to read comes back as a `BadSample` (`collate_skipping` drops it) instead of raising.
     """
 
-    def __init__(self, root: str, size: tuple[int, int], train: bool = False,
-                 crop: int | None = None, flip: bool = False, indices: Sequence[int] | None = None,
-                 seed: int = 0, skip_bad: bool = False):
-        self.reader = DatasetReader(root)
+    def __init__(self, readers: Reader | str | Sequence[Reader], size: tuple[int, int],
+                 augment: AugmentConfig | None = None, crop: int | None = None, flip: bool = False,
+                 items: Sequence[tuple[int, int]] | None = None, seed: int = 0, skip_bad: bool = False,
+                 mode: str = "letterbox", canonical: float | None = None):
+        if isinstance(readers, str):
+            from edge_mtl.data.formats import open_reader
+
+            readers = [open_reader(readers)]
+        elif isinstance(readers, Reader):
+            readers = [readers]
+        self.readers = list(readers)
         self.size = size
-        self.train = train
+        self.augment = augment
         self.crop = crop if crop and crop < size[1] else None
         self.flip = flip
-        self.indices = list(range(len(self.reader))) if indices is None else list(indices)
+        self.items = [(s, i) for s, r in enumerate(self.readers) for i in range(len(r))] \
+            if items is None else [tuple(it) for it in items]
         self.seed = seed
         self.skip_bad = skip_bad
+        self.mode = mode
+        self.canonical = canonical_focal(size[1], canonical)
 
     def __len__(self) -> int:
-        return len(self.indices)
+        return len(self.items)
+
+    @property
+    def groups(self) -> list[int]:
+        """The reader of each position (what `EpochSampler` mixes by)."""
+        return [s for s, _ in self.items]
 
     def __getitem__(self, key: int | tuple[int, int]) -> Item | BadSample:
         position, epoch = key if isinstance(key, tuple) else (key, None)
-        index = self.indices[position]
+        source, index = self.items[position]
+        reader = self.readers[source]
         try:
-            item = to_network_size(self.reader[index], self.size)
+            item = fit_sample(reader[index], self.size, self.mode)
         except DatasetError as e:
             if not self.skip_bad:
                 raise
-            return BadSample(str(self.reader.label_paths[index]), str(e))
-        if self.train:
+            return BadSample(reader.source(index), str(e))
+        if self.augment is not None:
+            from edge_mtl.data.augment import augment
+
             if epoch is None:  # plain indexing: torch's RNG, which DataLoader seeds per worker
                 rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ())))
             else:
-                rng = np.random.default_rng([self.seed, epoch, index])
-            if self.flip and rng.random() < 0.5:
-                item = hflip(item)
-            if self.crop:
-                item = crop_width(item, int(rng.integers(0, self.size[1] - self.crop + 1)),
-                                  self.crop)
-        return item
+                rng = np.random.default_rng([self.seed, epoch, source, index])
+            item = augment(item, self.augment, rng, hflip=self.flip, crop_width=self.crop)
+        depth = item.depth
+        if item.has_label["depth"]:
+            depth = depth * np.float32(self.canonical / item.focal)
+        return replace(item, depth=depth, source=source)
+
+
+def mix_probabilities(sizes: Sequence[int], weights: Sequence[float], temperature: float = 1.0) -> np.ndarray:
+    """Sampling probability of each dataset: ``(weight * size) ** (1 / temperature)``, normalised.
+    Temperature 1 samples in proportion to (weighted) size; larger ones flatten towards uniform."""
+    raw = (np.asarray(weights, np.float64) * np.asarray(sizes, np.float64)) ** (1.0 / temperature)
+    if not raw.sum() > 0:
+        raise ValueError(f"no dataset to sample from (sizes {list(sizes)}, weights {list(weights)})")
+    return raw / raw.sum()
 
 
 class EpochSampler(torch.utils.data.Sampler):
-    """Keys ``(position, epoch)`` in an order that is a pure function of ``(seed, epoch)``,
-    this rank's share of it (as `DistributedSampler`: padded to a multiple of ``world``), from
-    ``start`` on: set by `set_epoch`, so a resumed run continues mid-epoch where it stopped."""
+    """Keys ``(position, epoch)`` in an order that is a pure function of ``(seed, epoch)``, this
+    rank's share of it (as `DistributedSampler`: padded to a multiple of ``world``), from
+    ``start`` on: set by `set_epoch`, so a resumed run continues mid-epoch where it stopped.
 
-    def __init__(self, size: int, seed: int, rank: int = 0, world: int = 1, shuffle: bool = True):
+    With ``groups`` (the dataset of each position) and ``weights``, an epoch of the same length
+    draws from each dataset its share by `mix_probabilities` (a dataset under its share repeats,
+    one over it is cut), each dataset's positions in a fresh order, the whole epoch shuffled.
+    """
+
+    def __init__(self, size: int, seed: int, rank: int = 0, world: int = 1, shuffle: bool = True,
+                 groups: Sequence[int] | None = None, weights: Sequence[float] | None = None,
+                 temperature: float = 1.0):
         if size <= 0:
             raise ValueError("cannot sample from an empty dataset")
         self.size, self.seed, self.rank, self.world, self.shuffle = size, seed, rank, world, shuffle
         self.epoch, self.start = 0, 0
+        self.groups = np.asarray(groups if groups is not None else [0] * size)
+        if len(self.groups) != size:
+            raise ValueError(f"groups has {len(self.groups)} entries for {size} positions")
+        n_groups = int(self.groups.max()) + 1
+        self.weights = list(weights) if weights is not None else [1.0] * n_groups
+        counts = np.bincount(self.groups, minlength=len(self.weights))
+        self.quota = _quotas(mix_probabilities(counts, self.weights, temperature), size) \
+            if n_groups > 1 else np.array([size])
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
@@ -89,7 +136,19 @@ class EpochSampler(torch.utils.data.Sampler):
             order = list(range(self.size))
         else:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.size, generator=g).tolist()
+            if len(self.quota) == 1:
+                order = torch.randperm(self.size, generator=g).tolist()
+            else:
+                picks = []
+                for k, quota in enumerate(self.quota):
+                    members = np.flatnonzero(self.groups == k)
+                    if quota == 0 or len(members) == 0:
+                        continue
+                    reps = -(-int(quota) // len(members))
+                    perm = torch.cat([torch.randperm(len(members), generator=g) for _ in range(reps)])
+                    picks.append(members[perm[:quota].numpy()])
+                pool = np.concatenate(picks)
+                order = pool[torch.randperm(len(pool), generator=g).numpy()].tolist()
         per_rank = -(-self.size // self.world)
         order += order[:per_rank * self.world - len(order)]
         return order[self.rank::self.world]
@@ -101,6 +160,14 @@ class EpochSampler(torch.utils.data.Sampler):
         return iter([(i, self.epoch) for i in self._order()[self.start:]])
 
 
+def _quotas(p: np.ndarray, total: int) -> np.ndarray:
+    """Integer counts summing to ``total`` in proportion ``p`` (largest remainders)."""
+    raw = p * total
+    quota = np.floor(raw).astype(int)
+    quota[np.argsort(-(raw - quota), kind="stable")[:total - quota.sum()]] += 1
+    return quota
+
+
 def collate_skipping(items: list[Item | BadSample]) -> tuple[Batch | None, list[BadSample]]:
     """`collate` over the readable items, and the `BadSample`s left out (batch None if all)."""
     bad = [it for it in items if isinstance(it, BadSample)]
@@ -108,24 +175,34 @@ def collate_skipping(items: list[Item | BadSample]) -> tuple[Batch | None, list[
     return (collate(good) if good else None), bad
 
 
+def _pad(arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """[n_i, 4] arrays -> [B, max n, 4] zero-padded and the [B, max n] validity mask."""
+    m = max(1, max(len(a) for a in arrays))
+    out = np.zeros((len(arrays), m, 4), np.float32)
+    valid = np.zeros((len(arrays), m), bool)
+    for i, a in enumerate(arrays):
+        out[i, :len(a)], valid[i, :len(a)] = a, True
+    return torch.from_numpy(out), torch.from_numpy(valid)
+
+
 def collate(items: list[Item]) -> Batch:
-    """Stack items; boxes are padded to the batch's largest count with ``box_valid``."""
-    m = max(1, max(len(it.boxes) for it in items))
-    b = len(items)
-    boxes = np.zeros((b, m, 4), np.float32)
-    classes = np.zeros((b, m), np.int64)
-    valid = np.zeros((b, m), bool)
+    """Stack items; boxes and ignore regions are padded to the batch's largest count."""
+    boxes, valid = _pad([it.boxes for it in items])
+    classes = np.zeros(valid.shape, np.int64)
     for i, it in enumerate(items):
-        n = len(it.boxes)
-        boxes[i, :n], classes[i, :n], valid[i, :n] = it.boxes, it.classes, True
+        classes[i, :len(it.classes)] = it.classes
+    ignore, ignore_valid = _pad([it.ignore for it in items])
     depth = np.stack([it.depth for it in items])[:, None]
     return Batch(
         image=torch.from_numpy(np.stack([normalize(it.image) for it in items])),
-        boxes=torch.from_numpy(boxes),
+        boxes=boxes,
         classes=torch.from_numpy(classes),
-        box_valid=torch.from_numpy(valid),
+        box_valid=valid,
         lane=torch.from_numpy(np.stack([it.lane for it in items])),
         depth=torch.from_numpy(depth),
         depth_valid=torch.from_numpy(depth > 0),
         has_label={t: torch.tensor([it.has_label[t] for it in items]) for t in TASKS},
+        ignore=ignore,
+        ignore_valid=ignore_valid,
+        source=torch.tensor([it.source for it in items]),
     )

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_mtl.data.checks import DatasetError, check_sample
+from edge_mtl.data.checks import DatasetError
+from edge_mtl.data.reader import Reader
 from edge_mtl.imageio import CorruptImageError, read_image
 from edge_mtl.types import CLASSES, TASKS, Camera, Sample
 
@@ -157,15 +158,18 @@ RECORD_KEYS = ("image", "lane", "depth", "boxes", "classes", "has_label", "camer
 _LABEL_FIELD = {"det": "boxes", "lane": "lane", "depth": "depth"}
 
 
-class DatasetReader:
-    """Random access to a dataset folder written by :func:`synthesize` or an adapter.
+class DatasetReader(Reader):
+    """Random access to a dataset folder written by :func:`synthesize` (the ``synth`` format).
 
     Every label record and sample is validated (`check_record`, `check_sample`); a bad one
     raises `DatasetError` naming its file.
     """
 
+    format = "synth"
+    tasks = TASKS
+
     def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
+        self.root = self.path = Path(root)
         meta_path = self.root / "meta.json"
         if not meta_path.is_file():
             raise DatasetError(f"{meta_path}: not found; is {self.root} a dataset folder "
@@ -188,6 +192,9 @@ class DatasetReader:
     def __len__(self) -> int:
         return len(self.label_paths)
 
+    def source(self, index: int) -> str:
+        return str(self.label_paths[index])
+
     def record(self, index: int) -> dict:
         """The validated label record of sample ``index``."""
         path = self.label_paths[index]
@@ -200,7 +207,7 @@ class DatasetReader:
         check_record(rec, str(path))
         return rec
 
-    def __getitem__(self, index: int) -> Sample:
+    def read(self, index: int) -> Sample:
         import cv2
 
         rec = self.record(index)
@@ -222,9 +229,8 @@ class DatasetReader:
             classes = np.asarray(rec["classes"], np.int64).reshape(-1)
         cam = Camera(**rec["camera"]) if rec.get("camera") else Camera(width=image.shape[1],
                                                                        height=image.shape[0])
-        sample = Sample(image=image, boxes=boxes, classes=classes, lane=lane, depth=depth,
-                        camera=cam, name=path.stem)
-        return check_sample(sample, str(path))
+        return Sample(image=image, boxes=boxes, classes=classes, lane=lane, depth=depth,
+                      camera=cam, name=path.stem)
 
     def _read(self, rel: str, flags: int, label_path: Path) -> np.ndarray:
         try:

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from typing import Any
 
-from edge_mtl.data.format import DatasetError, DatasetReader
+from edge_mtl.data.checks import DatasetError
+from edge_mtl.data.reader import Reader
 
 SCHEMA = "edge_mtl.data_check/1"
 
@@ -46,16 +47,25 @@ class DataCheck:
         return head + (f", {len(self.bad)} bad" if self.bad else "")
 
 
+def checks_report(checks: list[DataCheck]) -> dict:
+    """The checks of a run's datasets as one report: totals first, then each dataset's own."""
+    return {"schema": SCHEMA, "num_samples": sum(c.num_samples for c in checks),
+            "num_bad": sum(len(c.bad) for c in checks), "bad": [asdict(p) for c in checks for p in c.bad],
+            "datasets": [c.to_dict() for c in checks], "seconds": round(sum(c.seconds for c in checks), 2)}
+
+
 class BadDataError(DatasetError):
     """``strict`` met a bad sample, or no sample at all is readable."""
 
 
-_worker_reader: DatasetReader | None = None
+_worker_reader: Reader | None = None
 
 
-def _open_in_worker(root: str) -> None:
+def _open_in_worker(spec: str, options: dict | None) -> None:
+    from edge_mtl.data.formats import open_reader
+
     global _worker_reader
-    _worker_reader = DatasetReader(root)
+    _worker_reader = open_reader(spec, options)
 
 
 def _check_in_worker(index: int) -> tuple[int, str | None]:
@@ -63,7 +73,7 @@ def _check_in_worker(index: int) -> tuple[int, str | None]:
     return _check_one(_worker_reader, index)
 
 
-def _check_one(reader: DatasetReader, index: int) -> tuple[int, str | None]:
+def _check_one(reader: Reader, index: int) -> tuple[int, str | None]:
     try:
         reader[index]
     except DatasetError as e:
@@ -72,17 +82,21 @@ def _check_one(reader: DatasetReader, index: int) -> tuple[int, str | None]:
 
 
 def check_dataset(root: str | os.PathLike, workers: int | None = None, strict: bool = False,
-                  progress: bool = True) -> DataCheck:
-    """Read every sample of ``root``; ``strict`` raises at the first bad one (in index order).
+                  progress: bool = True, options: dict | None = None) -> DataCheck:
+    """Read every sample of ``root`` (``FORMAT:PATH``, a bare path is synth; ``options`` as for
+    `open_reader`); ``strict`` raises at the first bad one (in index order).
 
     ``workers``: processes (default: the cores, at most 8, from 16 samples on; 1 reads in this
     process).
     """
     from tqdm import tqdm
 
+    from edge_mtl.data.formats import DataSpec, open_reader
+
     start = time.perf_counter()
-    reader = DatasetReader(root)  # a bad folder (no meta.json, no labels) fails here, whatever the policy
-    result = DataCheck(str(root), len(reader))
+    spec = str(DataSpec.parse(str(root)))
+    reader = open_reader(spec, options)  # a folder that is not the format fails here, whatever the policy
+    result = DataCheck(spec, len(reader))
     indices = range(len(reader))
     if workers is None:  # a process pool pays off only for more than a few samples
         workers = min(os.cpu_count() or 1, 8) if len(indices) >= 16 else 1
@@ -93,7 +107,7 @@ def check_dataset(root: str | os.PathLike, workers: int | None = None, strict: b
         else:
             # spawn: the caller may hold torch's thread pools, which do not survive a fork
             with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_open_in_worker,
-                                     initargs=(str(root),)) as pool:
+                                     initargs=(spec, options)) as pool:
                 _collect(pool.map(_check_in_worker, indices, chunksize=8), result, reader, strict, bar)
     finally:
         bar.close()
@@ -104,7 +118,7 @@ def check_dataset(root: str | os.PathLike, workers: int | None = None, strict: b
     return result
 
 
-def _collect(outcomes: Iterable[tuple[int, str | None]], result: DataCheck, reader: DatasetReader,
+def _collect(outcomes: Iterable[tuple[int, str | None]], result: DataCheck, reader: Reader,
              strict: bool, bar: Any) -> None:
     for index, reason in outcomes:
         bar.update()
@@ -113,4 +127,4 @@ def _collect(outcomes: Iterable[tuple[int, str | None]], result: DataCheck, read
             continue
         if strict:
             raise BadDataError(f"{reason} [--strict stops at the first bad sample]")
-        result.bad.append(Problem(str(reader.label_paths[index]), reason))
+        result.bad.append(Problem(reader.source(index), reason))

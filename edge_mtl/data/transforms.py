@@ -1,13 +1,20 @@
-"""Joint transforms: every geometric change applies to image and all labels at once."""
+"""A sample fitted to the network input by the one camera geometry, labels following exactly.
+
+`fit_sample` is what evaluation and the camera loop do to a frame (`edge_mtl.runtime.preprocess`),
+applied to the labels too; training then augments the result (`edge_mtl.data.augment`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_mtl.runtime.preprocess import resize_image
+from edge_mtl.runtime.geometry import Geometry, fit_geometry, place
+from edge_mtl.runtime.preprocess import fit_image
 from edge_mtl.types import Sample
+
+MIN_VISIBLE = 0.4  # a box cut to less than this share of its area becomes an ignore region
 
 
 @dataclass
@@ -15,55 +22,67 @@ class Item:
     """One sample at network resolution, before batching (numpy, HWC image)."""
 
     image: np.ndarray  # uint8 [H, W, 3] BGR
-    boxes: np.ndarray  # float32 [M, 4]
+    boxes: np.ndarray  # float32 [M, 4] xyxy input pixels
     classes: np.ndarray  # int64 [M]
     lane: np.ndarray  # float32 [H, W] marking coverage in [0, 1]
-    depth: np.ndarray  # float32 [H, W] metres, 0 = invalid
+    depth: np.ndarray  # float32 [H, W] metres (canonical-focal metres once the dataset is done), 0 = invalid
     has_label: dict[str, bool]
+    ignore: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))  # float32 [K, 4]
+    focal: float = 0.0  # the camera's focal length in input pixels
+    source: int = 0  # which dataset of a mix it came from
 
 
-def to_network_size(sample: Sample, size: tuple[int, int]) -> Item:
-    """Resize a camera-resolution sample to ``size`` = (height, width).
+def fit_sample(sample: Sample, size: tuple[int, int], mode: str = "letterbox") -> Item:
+    """``sample`` placed in a ``size`` (h, w) input by `fit_geometry` (letterbox or crop).
 
-    Lane masks are area-averaged into coverage (a 1-px line far away stays as 0.5, not
-    lost); depth is resized by nearest neighbour so no invalid/valid mixing happens.
+    The image goes through the camera loop's own `fit_image`; lane masks are area-averaged into
+    coverage (a 1-px line far away stays as 0.5, not lost); depth is resized by nearest
+    neighbour, so no value is ever made up between a valid and an invalid pixel.
     """
     import cv2
 
+    geometry = fit_geometry(sample.image.shape[:2], size, mode)
     h, w = size
-    src_h, src_w = sample.image.shape[:2]
-    image = resize_image(sample.image, size)
     has = sample.has_label
-    boxes = np.zeros((0, 4), np.float32)
-    classes = np.zeros((0,), np.int64)
+    boxes, classes = np.zeros((0, 4), np.float32), np.zeros((0,), np.int64)
+    ignore = np.zeros((0, 4), np.float32)
     if has["det"]:
-        scale = np.array([w / src_w, h / src_h, w / src_w, h / src_h], np.float32)
-        boxes = sample.boxes.astype(np.float32) * scale
-        classes = sample.classes
+        boxes, classes = geometry.boxes_to_input(sample.boxes), sample.classes
+        if sample.ignore is not None and len(sample.ignore):
+            ignore = geometry.boxes_to_input(sample.ignore)
+        boxes, classes, ignore = clip_boxes(boxes, classes, ignore, _area(boxes), geometry.content())
     lane = np.zeros((h, w), np.float32)
     if has["lane"]:
-        lane = cv2.resize(sample.lane.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+        lane = place(sample.lane.astype(np.float32), geometry, cv2.INTER_AREA, 0.0)
     depth = np.zeros((h, w), np.float32)
     if has["depth"]:
-        depth = cv2.resize(sample.depth, (w, h), interpolation=cv2.INTER_NEAREST)
-    return Item(image, boxes, classes, lane, depth, dict(has))
+        depth = place(sample.depth.astype(np.float32), geometry, cv2.INTER_NEAREST, 0.0)
+    return Item(fit_image(sample.image, geometry), boxes, classes, lane, depth, dict(has), ignore,
+                focal=sample.camera.fx * geometry.scale[0])
 
 
-def hflip(item: Item) -> Item:
-    w = item.image.shape[1]
-    boxes = item.boxes.copy()
-    boxes[:, [0, 2]] = w - item.boxes[:, [2, 0]]
-    return Item(item.image[:, ::-1], boxes, item.classes, item.lane[:, ::-1],
-                item.depth[:, ::-1], item.has_label)
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
 
 
-def crop_width(item: Item, x0: int, width: int, min_keep: float = 0.4) -> Item:
-    """Keep columns [x0, x0 + width); boxes cut to less than ``min_keep`` of their width go."""
-    boxes = item.boxes.copy()
-    boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]] - x0, 0, width)
-    old_w = item.boxes[:, 2] - item.boxes[:, 0]
-    new_w = boxes[:, 2] - boxes[:, 0]
-    keep = (new_w >= 2) & (new_w >= min_keep * np.maximum(old_w, 1e-6))
-    cols = slice(x0, x0 + width)
-    return Item(item.image[:, cols], boxes[keep], item.classes[keep], item.lane[:, cols],
-                item.depth[:, cols], item.has_label)
+def clip_boxes(boxes: np.ndarray, classes: np.ndarray, ignore: np.ndarray, full_area: np.ndarray,
+               region: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes and ignore regions clipped to ``region`` (x0, y0, x1, y1). A box left with less than
+    `MIN_VISIBLE` of ``full_area`` (its area before the cut) turns into an ignore region: a
+    sliver of a car is neither an object to find nor background. Empty ones go."""
+    x0, y0, x1, y1 = region
+    lo, hi = np.array([x0, y0, x0, y0], np.float32), np.array([x1, y1, x1, y1], np.float32)
+    boxes = np.clip(boxes, lo, hi).astype(np.float32)
+    ignore = np.clip(ignore, lo, hi).astype(np.float32)
+    area = _area(boxes)
+    keep = (area > 0) & (area >= MIN_VISIBLE * full_area) & (boxes[:, 2] - boxes[:, 0] >= 1) \
+        & (boxes[:, 3] - boxes[:, 1] >= 1)
+    sliver = ~keep & (area > 0)
+    ignore = np.concatenate([ignore, boxes[sliver]])
+    ignore = ignore[_area(ignore) > 0]
+    return boxes[keep], classes[keep], ignore.reshape(-1, 4).astype(np.float32)
+
+
+def geometry_of(sample: Sample, size: tuple[int, int], mode: str = "letterbox") -> Geometry:
+    """The geometry `fit_sample` uses for ``sample`` (for mapping predictions back)."""
+    return fit_geometry(sample.image.shape[:2], size, mode)

@@ -20,7 +20,8 @@ INPUT_NAME = "image"
 
 def build_metadata(input_size: tuple[int, int], mean: list[float], std: list[float],
                    class_names: tuple[str, ...], output_names: tuple[str, ...], backbone: str,
-                   checkpoint_sha256: str, params: int) -> dict[str, str]:
+                   checkpoint_sha256: str, params: int, resize: str = "letterbox",
+                   canonical_focal: float | None = None) -> dict[str, str]:
     """Key -> string pairs for ONNX ``metadata_props`` (values JSON-encoded where not text)."""
     return {
         "edge_mtl.format": FORMAT,
@@ -34,6 +35,10 @@ def build_metadata(input_size: tuple[int, int], mean: list[float], std: list[flo
         "edge_mtl.backbone": backbone,
         "edge_mtl.params": str(params),
         "edge_mtl.checkpoint_sha256": checkpoint_sha256,
+        # frames are fitted to the input by this rule (edge_mtl.runtime.geometry); the depth
+        # output is in this focal length (input pixels): metres = depth * fx * scale / focal
+        "edge_mtl.resize": resize,
+        "edge_mtl.canonical_focal": json.dumps(canonical_focal),
     }
 
 
@@ -73,6 +78,8 @@ def parse_metadata(props: dict[str, str], path: str) -> dict[str, Any]:
             "backbone": props.get("edge_mtl.backbone"),
             "params": int(props["edge_mtl.params"]) if "edge_mtl.params" in props else None,
             "checkpoint_sha256": props.get("edge_mtl.checkpoint_sha256"),
+            "resize": props.get("edge_mtl.resize", "letterbox"),
+            "canonical_focal": json.loads(props.get("edge_mtl.canonical_focal", "null")),
         }
     except (KeyError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: damaged edge_mtl metadata ({type(e).__name__}: {e})") from None
@@ -82,4 +89,5 @@ def model_info(props: dict[str, str], path: str, file_sha256: str) -> ModelInfo:
     meta = parse_metadata(props, path)
     return ModelInfo(path=path, sha256=file_sha256, input_size=meta["input_size"],
                      class_names=meta["class_names"], backbone=meta["backbone"],
-                     params=meta["params"], checkpoint_sha256=meta["checkpoint_sha256"])
+                     params=meta["params"], checkpoint_sha256=meta["checkpoint_sha256"],
+                     resize=meta["resize"], canonical_focal=meta["canonical_focal"])

@@ -14,6 +14,7 @@ from edge_mtl.checkpoint import load_model
 from edge_mtl.export.metadata import INPUT_NAME, build_metadata
 from edge_mtl.export.simplify import SIMPLIFIERS, simplify
 from edge_mtl.files import sha256
+from edge_mtl.runtime.geometry import canonical_focal
 from edge_mtl.runtime.preprocess import MEAN, STD
 from edge_mtl.types import CLASSES, OUTPUT_NAMES
 
@@ -135,7 +136,8 @@ def _export_checked(checkpoint, cfg, model, size, tmp: Path, out: Path, opset: i
 
     meta = build_metadata(size, MEAN.tolist(), STD.tolist(), CLASSES[: cfg.model.num_classes],
                           OUTPUT_NAMES, cfg.model.backbone, sha256(checkpoint),
-                          sum(p.numel() for p in model.parameters()))
+                          sum(p.numel() for p in model.parameters()), cfg.model.resize,
+                          canonical_focal(cfg.model.input_width, cfg.model.canonical_focal))
     for stage, p in stages:
         del p.metadata_props[:]
         onnx.helper.set_model_props(p, meta)

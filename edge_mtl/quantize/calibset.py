@@ -40,8 +40,9 @@ class CalibrationSet:
     def __len__(self) -> int:
         return len(self.images)
 
-    def load(self, index: int, size: tuple[int, int]) -> np.ndarray:
-        """Image ``index`` as a ``[1, 3, H, W]`` input, through the shared pre-processing."""
+    def load(self, index: int, size: tuple[int, int], mode: str = "letterbox") -> np.ndarray:
+        """Image ``index`` as a ``[1, 3, H, W]`` input, through the shared pre-processing
+        (``mode``: the model's resize rule)."""
         import cv2
 
         from edge_mtl.imageio import read_image
@@ -51,12 +52,13 @@ class CalibrationSet:
             image = read_image(self.images[index], cv2.IMREAD_UNCHANGED)
         except ValueError as e:
             raise ValueError(f"calibration set {self.name}: {e}") from None
-        return preprocess(image, size)[None]
+        return preprocess(image, size, mode=mode)[None]
 
-    def batches(self, size: tuple[int, int], limit: int | None = None) -> Iterator[np.ndarray]:
+    def batches(self, size: tuple[int, int], limit: int | None = None, mode: str = "letterbox"
+                ) -> Iterator[np.ndarray]:
         """``load`` for the first ``limit`` images (all by default), in order."""
         for i in range(len(self.images[:limit])):
-            yield self.load(i, size)
+            yield self.load(i, size, mode)
 
 
 def _write_manifest(path: Path, name: str, images: list[Path], source: dict) -> None:

@@ -116,11 +116,12 @@ class _Reader:
     """onnxruntime's CalibrationDataReader protocol, with ``set_range`` so calibration runs in
     chunks: histogram calibrators otherwise hold every image's activations in memory at once."""
 
-    def __init__(self, input_name: str, calib: CalibrationSet, size: tuple[int, int], total: int,
+    def __init__(self, input_name: str, calib: CalibrationSet, size: tuple[int, int], mode: str, total: int,
                  progress: bool):
         from tqdm import tqdm
 
         self.input_name, self.calib, self.size, self.total = input_name, calib, size, total
+        self.mode = mode
         self.bar = tqdm(total=total, desc="calibrate", unit="img", disable=not progress)
         self.set_range(0, total)
 
@@ -137,7 +138,7 @@ class _Reader:
         self.bar.update()
         if self.bar.n == self.total:
             self.bar.close()
-        return {self.input_name: self.calib.load(i, self.size)}
+        return {self.input_name: self.calib.load(i, self.size, self.mode)}
 
 
 def _chunk(total: int, most: int = 16) -> int:
@@ -210,7 +211,7 @@ def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, calib: Calibr
         # Shape inference only: the graph is already simplified, and onnxruntime's optimizer
         # could fuse nodes into contrib ops that TensorRT's parser does not know.
         quant_pre_process(str(model), str(prepared), skip_optimization=True)
-        reader = _Reader(meta["input_name"], calib, meta["input_size"], total,
+        reader = _Reader(meta["input_name"], calib, meta["input_size"], meta["resize"], total,
                          progress and not cache_hit)
         with contextlib.redirect_stdout(io.StringIO()):  # onnxruntime prints once per chunk
             quantize_static(

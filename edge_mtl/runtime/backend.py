@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from edge_mtl.runtime.geometry import Geometry, canonical_focal, fit_geometry
+from edge_mtl.types import DEFAULT_FOCAL_RATIO
+
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "tensorrt")
 _BY_SUFFIX = {".pt": "torch", ".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt"}
 
@@ -31,6 +34,19 @@ class ModelInfo:
     backbone: str | None = None
     params: int | None = None
     checkpoint_sha256: str | None = None  # the checkpoint an exported model came from
+    resize: str = "letterbox"  # how frames are fitted to the input (edge_mtl.runtime.geometry)
+    canonical_focal: float | None = None  # focal (input px) its depth is in; None: 0.8 x input width
+
+    def geometry(self, frame_size: tuple[int, int]) -> Geometry:
+        """How a frame of ``frame_size`` (h, w) reaches this model's input."""
+        return fit_geometry(frame_size, self.input_size, self.resize)
+
+    def depth_scale(self, geometry: Geometry, fx: float | None) -> float:
+        """Metres per unit of network depth for a camera of focal ``fx`` (its own pixels; None:
+        unknown, `Camera.assumed`'s 0.8 x frame width)."""
+        if fx is None:
+            fx = DEFAULT_FOCAL_RATIO * geometry.source[1]
+        return geometry.depth_scale(fx, canonical_focal(self.input_size[1], self.canonical_focal))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_mtl.runtime.geometry import Geometry, to_source
 from edge_mtl.types import Prediction
 
 
@@ -44,25 +45,27 @@ def decode_detections(logits: np.ndarray, boxes: np.ndarray, cfg: PostprocessCon
     return b[keep], cand[keep].astype(np.float32), cls[keep].astype(np.int64)
 
 
-def postprocess(outputs: dict[str, np.ndarray], original_size: tuple[int, int],
-                input_size: tuple[int, int], cfg: PostprocessConfig | None = None) -> Prediction:
-    """Decode one image's raw outputs (batch dim removed) into original-image pixels.
+def postprocess(outputs: dict[str, np.ndarray], geometry: Geometry,
+                cfg: PostprocessConfig | None = None, depth_scale: float = 1.0) -> Prediction:
+    """Decode one image's raw outputs (batch dim removed) into source-frame pixels.
 
-    ``original_size`` and ``input_size`` are (height, width).
+    ``geometry`` is how the frame was fitted to the input (`fit_geometry`); ``depth_scale``
+    turns the network's canonical-focal depth into metres for this camera
+    (`Geometry.depth_scale`; 1 when the camera's focal in input pixels is the canonical one).
     """
     import cv2
 
     cfg = cfg or PostprocessConfig()
-    oh, ow = original_size
-    ih, iw = input_size
     boxes, scores, classes = decode_detections(outputs["det_logits"], outputs["det_boxes"], cfg)
-    boxes = boxes * np.array([ow / iw, oh / ih, ow / iw, oh / ih], np.float32)
-    boxes = np.clip(boxes, 0, [ow, oh, ow, oh]).astype(np.float32)
-    # Threshold the upsampled logits (not an upsampled binary mask) for clean thin lines.
-    lane_logits = cv2.resize(outputs["lane_logits"].reshape(outputs["lane_logits"].shape[-2:]),
-                             (ow, oh), interpolation=cv2.INTER_LINEAR)
+    boxes = geometry.boxes_to_source(boxes)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # wholly in a letterbox border
+    boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
+    # Threshold the warped logits (not a warped binary mask) for clean thin lines.
+    lane_logits = to_source(outputs["lane_logits"].reshape(outputs["lane_logits"].shape[-2:]), geometry,
+                            cv2.INTER_LINEAR)
     logit_threshold = float(np.log(cfg.lane_threshold / (1 - cfg.lane_threshold)))
     lane = np.greater(lane_logits, np.float32(logit_threshold)).view(np.uint8)  # 0/1, no copy
-    depth = cv2.resize(outputs["depth"].reshape(outputs["depth"].shape[-2:]), (ow, oh),
-                       interpolation=cv2.INTER_LINEAR)
+    depth = to_source(outputs["depth"].reshape(outputs["depth"].shape[-2:]), geometry, cv2.INTER_LINEAR)
+    if depth_scale != 1.0:
+        depth *= np.float32(depth_scale)
     return Prediction(boxes=boxes, scores=scores, classes=classes, lane=lane, depth=depth)

@@ -1,8 +1,11 @@
-"""The one pre-processing every caller shares: resize, BGR->RGB, normalise."""
+"""The one pre-processing every caller shares: fit to the input (`edge_mtl.runtime.geometry`:
+letterbox or crop, never a squash), BGR->RGB, normalise."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from edge_mtl.runtime.geometry import PAD_BGR, Geometry, fit_geometry, place
 
 # ImageNet statistics in RGB order (what torchvision's MobileNets expect).
 MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
@@ -32,15 +35,11 @@ def to_bgr(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a BGR uint8 frame to ``size`` = (height, width); gray and BGRA become BGR."""
+def fit_image(image: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """A camera or file frame placed in the network input by ``geometry`` (BGR uint8)."""
     import cv2
 
-    image = to_bgr(image)
-    h, w = size
-    if image.shape[:2] == (h, w):
-        return image
-    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    return place(to_bgr(image), geometry, cv2.INTER_AREA, PAD_BGR)
 
 
 # normalize() as 256-entry tables, one per output channel (R, G, B): entry v holds
@@ -71,6 +70,8 @@ def normalize(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def preprocess(image: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
-    """Camera frame -> network input [3, H, W] float32 (into ``out`` when given, see `normalize`)."""
-    return normalize(resize_image(image, size), out)
+def preprocess(image: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None,
+               mode: str = "letterbox") -> np.ndarray:
+    """Camera frame -> network input [3, H, W] float32 (into ``out`` when given, see `normalize`),
+    fitted by `fit_geometry` (``mode``: letterbox or crop)."""
+    return normalize(fit_image(image, fit_geometry(image.shape[:2], size, mode)), out)

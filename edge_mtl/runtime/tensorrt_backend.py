@@ -50,7 +50,9 @@ class TensorRTBackend(Backend):
         self.info = ModelInfo(path=str(path), sha256=side["engine"]["sha256"] if check else sha256(path),
                               input_size=tuple(model["input_size"]), class_names=tuple(model["class_names"]),
                               backbone=model["backbone"], params=model["params"],
-                              checkpoint_sha256=model["checkpoint_sha256"])
+                              checkpoint_sha256=model["checkpoint_sha256"],
+                              resize=model.get("resize", "letterbox"),
+                              canonical_focal=model.get("canonical_focal"))
         self.precision = side["precision"]
         self.sidecar = side
         self._buffers: dict[str, tuple[int, np.ndarray]] = {}  # name -> (device pointer, pinned host array)

@@ -10,6 +10,7 @@ import torch
 from edge_mtl.checkpoint import load_model
 from edge_mtl.files import sha256
 from edge_mtl.runtime.backend import Backend, ModelInfo
+from edge_mtl.runtime.geometry import canonical_focal
 from edge_mtl.types import CLASSES, OUTPUT_NAMES
 
 
@@ -40,7 +41,10 @@ class TorchBackend(Backend):
                               input_size=(cfg.model.input_height, cfg.model.input_width),
                               class_names=CLASSES[: cfg.model.num_classes],
                               backbone=cfg.model.backbone,
-                              params=sum(p.numel() for p in model.parameters()))
+                              params=sum(p.numel() for p in model.parameters()),
+                              resize=cfg.model.resize,
+                              canonical_focal=canonical_focal(cfg.model.input_width,
+                                                              cfg.model.canonical_focal))
         self.dtype = torch.float16 if self.fp16 else torch.float32
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = model.to(self.torch_device, self.dtype, memory_format=memory_format)

@@ -21,7 +21,7 @@ from edge_mtl.trt.api import cuda_call
 
 def make_entropy_calibrator(trt: ModuleType, cudart: ModuleType, calib_set: CalibrationSet,
                             input_size: tuple[int, int], cache_path: str | os.PathLike,
-                            limit: int | None = None) -> Any:
+                            limit: int | None = None, mode: str = "letterbox") -> Any:
     """An ``IInt8EntropyCalibrator2`` that feeds batch-1 inputs of ``calib_set`` (at most ``limit``)
     through one device buffer and reads/writes the calibration cache at ``cache_path``.
 
@@ -35,7 +35,7 @@ def make_entropy_calibrator(trt: ModuleType, cudart: ModuleType, calib_set: Cali
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)  # pybind11 needs the explicit base call
-            self.batches = calib_set.batches(input_size, limit)
+            self.batches = calib_set.batches(input_size, limit, mode)
             self.device = cuda_call(cudart.cudaMalloc(nbytes), "cudaMalloc (calibration batch)")
             self.images = 0
             self.cache_read = False

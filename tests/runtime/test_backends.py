@@ -5,6 +5,7 @@ import pytest
 
 from edge_mtl.data.world import render_random
 from edge_mtl.runtime.backend import open_backend
+from edge_mtl.runtime.geometry import fit_geometry
 from edge_mtl.runtime.onnx_backend import choose_providers, session_options
 from edge_mtl.runtime.postprocess import PostprocessConfig, postprocess
 from edge_mtl.runtime.preprocess import preprocess
@@ -30,8 +31,8 @@ def test_torch_and_onnxruntime_predictions_agree(tiny_checkpoint, tiny_onnx, fra
         assert raw_pt[k].shape == raw_ox[k].shape and raw_pt[k].shape[0] == len(frames)
         np.testing.assert_allclose(raw_pt[k], raw_ox[k], atol=1e-3, rtol=1e-4)
     for i, frame in enumerate(frames):
-        a = postprocess({k: v[i] for k, v in raw_pt.items()}, frame.shape[:2], TINY_SIZE, cfg)
-        b = postprocess({k: v[i] for k, v in raw_ox.items()}, frame.shape[:2], TINY_SIZE, cfg)
+        a = postprocess({k: v[i] for k, v in raw_pt.items()}, fit_geometry(frame.shape[:2], TINY_SIZE), cfg)
+        b = postprocess({k: v[i] for k, v in raw_ox.items()}, fit_geometry(frame.shape[:2], TINY_SIZE), cfg)
         assert len(a.boxes) == len(b.boxes) > 0
         np.testing.assert_allclose(a.boxes, b.boxes, atol=0.05)
         np.testing.assert_array_equal(a.classes, b.classes)

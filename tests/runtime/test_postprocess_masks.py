@@ -5,24 +5,28 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edge_mtl.runtime.geometry import fit_geometry
 from edge_mtl.runtime.postprocess import PostprocessConfig, postprocess
 
 
 def test_lane_and_depth_are_the_upsampled_maps_in_camera_pixels():
+    """1280x720 letterboxed into 384x640 fills input rows 12..372: output rows 6..186 of a
+    stride-2 map (3..93 of a stride-4 one) are resized to the frame, the border left out."""
     rng = np.random.default_rng(5)
     lane_logits = rng.normal(0, 2, (1, 192, 320)).astype(np.float32)
     depth = rng.uniform(0.5, 120, (1, 96, 160)).astype(np.float32)
     raw = {"det_logits": np.full((10, 3), -9, np.float32), "det_boxes": np.zeros((10, 4), np.float32),
            "lane_logits": lane_logits, "depth": depth}
     for threshold in (0.5, 0.8):
-        pred = postprocess(raw, (720, 1280), (384, 640), PostprocessConfig(lane_threshold=threshold))
-        up = cv2.resize(lane_logits[0], (1280, 720), interpolation=cv2.INTER_LINEAR)
+        pred = postprocess(raw, fit_geometry((720, 1280), (384, 640)),
+                           PostprocessConfig(lane_threshold=threshold))
+        up = cv2.resize(lane_logits[0, 6:186], (1280, 720), interpolation=cv2.INTER_LINEAR)
         want = (1 / (1 + np.exp(-up.astype(np.float64))) > threshold).astype(np.uint8)
         assert pred.lane.dtype == np.uint8 and pred.lane.shape == (720, 1280)
         assert set(np.unique(pred.lane).tolist()) == {0, 1}
         # the logit threshold equals the probability threshold (up to float ties at the boundary)
         assert (pred.lane != want).mean() < 1e-5
     assert pred.lane.sum() < (up > 0).sum()  # 0.8 is stricter than 0.5
-    want_depth = cv2.resize(depth[0], (1280, 720), interpolation=cv2.INTER_LINEAR)
+    want_depth = cv2.resize(depth[0, 3:93], (1280, 720), interpolation=cv2.INTER_LINEAR)
     np.testing.assert_array_equal(pred.depth, want_depth)
     assert pred.depth.dtype == np.float32

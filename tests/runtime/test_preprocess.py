@@ -43,11 +43,13 @@ def test_normalize_takes_views_and_writes_into_out(images):
         normalize(image.astype(np.float32))
 
 
-def test_preprocess_is_inter_area_resize_then_the_formula():
+def test_preprocess_is_inter_area_resize_letterbox_then_the_formula():
     rng = np.random.default_rng(4)
     frame = rng.integers(0, 256, (720, 1280, 3), np.uint8)
     frame[::7] = 255  # fine structure, which INTER_AREA averages and other interpolations would not
-    want = formula(cv2.resize(frame, (640, 384), interpolation=cv2.INTER_AREA))
+    resized = cv2.resize(frame, (640, 360), interpolation=cv2.INTER_AREA)
+    boxed = cv2.copyMakeBorder(resized, 12, 12, 0, 0, cv2.BORDER_CONSTANT, value=[104, 116, 124])
+    want = formula(boxed)
     np.testing.assert_array_equal(preprocess(frame, (384, 640)), want)
     out = np.empty((3, 384, 640), np.float32)
     assert preprocess(frame, (384, 640), out) is out

@@ -1,0 +1,140 @@
+"""Fitting samples to the input, the v2 augmentation, canonical depth and the mixing sampler."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from edge_mtl.config import AugmentConfig
+from edge_mtl.data.augment import augment
+from edge_mtl.data.dataset import EpochSampler, MultiTaskDataset, collate, mix_probabilities
+from edge_mtl.data.reader import Reader
+from edge_mtl.data.transforms import clip_boxes, fit_sample
+from edge_mtl.types import Camera, Sample
+
+SIZE = (96, 160)
+STILL = AugmentConfig(scale_jitter=0, rotate_deg=0, translate=0, color_jitter=0, hue=0, blur_p=0,
+                      noise_p=0, jpeg_p=0)
+
+
+def kitti_like(fx: float = 721.5) -> Sample:
+    """A 1242x375 frame: a red car box, a lane line, depth on the lower half (LiDAR-like)."""
+    h, w = 375, 1242
+    image = np.full((h, w, 3), 60, np.uint8)
+    image[150:250, 400:600] = (0, 0, 255)
+    lane = np.zeros((h, w), np.uint8)
+    lane[300:375, 620:630] = 1
+    depth = np.zeros((h, w), np.float32)
+    depth[200::3, ::3] = np.linspace(5, 60, w)[None, ::3]  # sparse: no value between points
+    return Sample(image=image, boxes=np.array([[400, 150, 600, 250]], np.float32),
+                  classes=np.array([0]), lane=lane, depth=depth,
+                  camera=Camera(width=w, height=h, fx=fx, fy=fx, cx=621, cy=187),
+                  ignore=np.array([[1000, 100, 1100, 200]], np.float32))
+
+
+class ListReader(Reader):
+    format, tasks = "synth", ("det", "lane", "depth")
+
+    def __init__(self, samples: list[Sample]):
+        self.samples, self.path = samples, None
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def source(self, index: int) -> str:
+        return f"sample{index}"
+
+    def read(self, index: int) -> Sample:
+        return self.samples[index]
+
+
+def test_fit_sample_letterboxes_labels_with_the_image():
+    item = fit_sample(kitti_like(), SIZE)
+    s = 160 / 1242  # KITTI width fills the input; 48 rows of content in the middle
+    top = (96 - round(375 * s)) // 2
+    np.testing.assert_allclose(item.boxes[0], [400 * s, 150 * s + top, 600 * s, 250 * s + top], atol=0.5)
+    x0, y0, x1, y1 = item.boxes[0].round().astype(int)
+    assert (item.image[y0 + 1:y1 - 1, x0 + 1:x1 - 1, 2] > 200).all()  # the red car lies in its box
+    assert item.ignore.shape == (1, 4)
+    assert item.lane[:top].max() == 0 and item.lane.max() > 0.9
+    assert item.focal == pytest.approx(721.5 * s, rel=0.01)
+    kept = set(np.unique(item.depth).tolist())
+    assert kept <= set(np.unique(kitti_like().depth).tolist())  # nearest: no made-up depth
+
+
+def test_augment_keeps_labels_exact_and_is_a_function_of_its_rng():
+    item = fit_sample(kitti_like(), SIZE)
+    cfg = dataclasses.replace(STILL, scale_jitter=0.3, rotate_deg=0, translate=0.05)
+    a = augment(item, AugmentConfig(), np.random.default_rng(3))
+    b = augment(item, AugmentConfig(), np.random.default_rng(3))
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.depth, b.depth)
+    for seed in range(6):
+        out = augment(item, cfg, np.random.default_rng(seed), hflip=True)
+        zoom = out.focal / item.focal
+        width_ratio = (out.boxes[0, 2] - out.boxes[0, 0]) / (item.boxes[0, 2] - item.boxes[0, 0])
+        assert zoom == pytest.approx(width_ratio, rel=0.02)  # the focal follows the zoom exactly
+        x0, y0, x1, y1 = out.boxes[0].round().astype(int)
+        assert (out.image[y0 + 2:y1 - 2, x0 + 2:x1 - 2, 2] > 200).mean() > 0.97
+        assert set(np.unique(out.depth).tolist()) <= set(np.unique(item.depth).tolist()) | {0.0}
+
+
+def test_a_box_cut_to_a_sliver_becomes_an_ignore_region():
+    boxes = np.array([[0, 0, 100, 10], [200, 0, 300, 10]], np.float32)
+    area = np.array([1000.0, 1000.0])
+    kept, classes, ignore = clip_boxes(boxes, np.array([0, 1]), np.zeros((0, 4), np.float32), area,
+                                       (50, 0, 230, 10))
+    assert kept.tolist() == [[50, 0, 100, 10]] and classes.tolist() == [0]  # half of it: still a car
+    assert ignore.tolist() == [[200, 0, 230, 10]]  # 30 % of it: neither object nor background
+    item = fit_sample(kitti_like(), SIZE)
+    outcomes = set()
+    for seed in range(30):
+        out = augment(item, STILL, np.random.default_rng(seed), hflip=False, crop_width=64)
+        outcomes.add((len(out.boxes), len(out.ignore) - (out.ignore[:, 0] >= 100).sum()))
+    assert (0, 1) in outcomes and (1, 0) in outcomes  # some crops keep the car, some leave a sliver
+
+
+def test_dataset_depth_is_in_the_canonical_focal_length():
+    sample = kitti_like(fx=721.5)
+    wide = dataclasses.replace(sample, camera=dataclasses.replace(sample.camera, fx=360.75))
+    ds = MultiTaskDataset(ListReader([sample, wide]), SIZE)
+    canonical = 0.8 * SIZE[1]
+    a, b = ds[0], ds[1]
+    raw = fit_sample(sample, SIZE).depth
+    np.testing.assert_allclose(a.depth, raw * canonical / (721.5 * 160 / 1242), rtol=1e-5)
+    np.testing.assert_allclose(b.depth, 2 * a.depth, rtol=1e-5)  # half the focal: twice the canonical depth
+    batch = collate([a, b])
+    assert batch.ignore.shape == (2, 1, 4) and batch.ignore_valid.all()
+    assert batch.source.tolist() == [0, 0]
+
+
+def test_mix_probabilities_follow_size_weight_and_temperature():
+    np.testing.assert_allclose(mix_probabilities([900, 100], [1, 1]), [0.9, 0.1])
+    np.testing.assert_allclose(mix_probabilities([900, 100], [1, 9]), [0.5, 0.5])
+    flat = mix_probabilities([900, 100], [1, 1], temperature=1e6)
+    np.testing.assert_allclose(flat, [0.5, 0.5], atol=1e-4)
+    np.testing.assert_allclose(mix_probabilities([900, 100], [1, 1], 2.0), [0.75, 0.25])  # sqrt(9) : 1
+
+
+def test_mixing_sampler_draws_each_share_and_splits_across_ranks():
+    groups = [0] * 90 + [1] * 10
+    sampler = EpochSampler(100, seed=3, groups=groups, weights=[1.0, 9.0])
+    sampler.set_epoch(2)
+    order = [p for p, _ in sampler]
+    assert len(order) == 100
+    counts = np.bincount(np.asarray(groups)[order], minlength=2)
+    assert counts.tolist() == [50, 50]  # the small set repeats five times, the large one is cut
+    assert len(set(order) & set(range(90, 100))) == 10  # every member of the small set is drawn
+    again = EpochSampler(100, seed=3, groups=groups, weights=[1.0, 9.0])
+    again.set_epoch(2)
+    assert [p for p, _ in again] == order
+    ranks = []
+    for rank in range(2):
+        r = EpochSampler(100, seed=3, rank=rank, world=2, groups=groups, weights=[1.0, 9.0])
+        r.set_epoch(2)
+        ranks.append([p for p, _ in r])
+    assert sorted(ranks[0] + ranks[1]) == sorted(order)
+    sampler.set_epoch(3)
+    assert [p for p, _ in sampler] != order
