@@ -48,6 +48,8 @@ class ModelConfig:
     seg_channels: int = field(default=32, metadata={"ge": 1})
     # where the lane head computes (output is stride 2 either way); see LaneHead
     lane_stride: int = field(default=4, metadata={"choices": (2, 4)})
+    # the depth head's range, in canonical-focal metres (metres x canonical_focal / the camera's
+    # focal in input pixels; the same as metres for the synthetic camera at 384x640)
     min_depth: float = field(default=0.5, metadata={"gt": 0})
     max_depth: float = field(default=120.0, metadata={"gt": 0})
     pretrained: str | None = None  # local path to ImageNet backbone weights; never downloaded

@@ -15,6 +15,7 @@ length (the dataset's calibration) and the model's canonical focal.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -25,8 +26,10 @@ import numpy as np
 from edge_mtl.data.checks import DatasetError
 from edge_mtl.data.formats import DataSpec, open_reader
 from edge_mtl.data.reader import Reader
+from edge_mtl.data.transforms import clip_boxes
 from edge_mtl.metrics import DepthMetric, DetectionMetric, LaneMetric
 from edge_mtl.runtime.backend import Backend, open_backend
+from edge_mtl.runtime.geometry import Geometry
 from edge_mtl.runtime.postprocess import PostprocessConfig, postprocess
 from edge_mtl.runtime.preprocess import preprocess
 from edge_mtl.types import TASKS, Sample
@@ -122,6 +125,28 @@ class _Metrics:
         return metrics
 
 
+def in_view(sample: Sample, geometry: Geometry) -> Sample:
+    """The labels of what the network sees: with a ``crop`` geometry, depth and lanes outside
+    the view are not scored and a box mostly outside it becomes an ignore region (as in training)."""
+    u0, v0, u1, v1 = geometry.in_view()
+    h, w = sample.image.shape[:2]
+    if (u0, v0, u1, v1) == (0, 0, w, h):
+        return sample
+    outside = np.ones((h, w), bool)
+    outside[v0:v1, u0:u1] = False
+    changes: dict = {}
+    if sample.depth is not None:
+        changes["depth"] = np.where(outside, 0.0, sample.depth).astype(np.float32)
+    if sample.lane is not None:
+        changes["lane"] = np.where(outside, 0, sample.lane).astype(np.uint8)
+    if sample.boxes is not None:
+        ignore = sample.ignore if sample.ignore is not None else np.zeros((0, 4), np.float32)
+        full = (sample.boxes[:, 2] - sample.boxes[:, 0]) * (sample.boxes[:, 3] - sample.boxes[:, 1])
+        boxes, classes, ignore = clip_boxes(sample.boxes, sample.classes, ignore, full, (u0, v0, u1, v1))
+        changes |= {"boxes": boxes, "classes": classes, "ignore": ignore}
+    return dataclasses.replace(sample, **changes)
+
+
 def _evaluate(runner: Backend, reader: Reader, spec: DataSpec, batch_size: int,
               limit: int | None, progress: bool, strict: bool) -> dict:
     from tqdm import tqdm
@@ -146,6 +171,7 @@ def _evaluate(runner: Backend, reader: Reader, spec: DataSpec, batch_size: int,
                                  "the model is broken")
             for k, (index, s) in enumerate(samples):
                 geometry = runner.info.geometry(s.image.shape[:2])
+                s = in_view(s, geometry)
                 pred = postprocess({name: v[k] for name, v in raw.items()}, geometry, EVAL_POSTPROCESS,
                                    runner.info.depth_scale(geometry, s.camera.fx))
                 metrics.update(index, s, pred)

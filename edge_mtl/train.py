@@ -150,14 +150,16 @@ def _start_log(path: Path, step: int) -> None:
     checkpoint (and a torn last line) go, so that the resumed rows do not repeat them."""
     rows = []
     if step > 0 and path.exists():
-        with open(path, newline="") as f:
-            for row in csv.DictReader(f):
-                try:
-                    whole = int(row["step"]) <= step and row.get(LOG_FIELDS[-2]) is not None
-                except (KeyError, TypeError, ValueError):
-                    whole = False
-                if whole:
-                    rows.append(row)
+        text = path.read_text()
+        if not text.endswith("\n"):  # a line torn by a kill mid-write
+            text = text[:text.rfind("\n") + 1]
+        for row in csv.DictReader(io.StringIO(text)):  # older logs have fewer columns: kept
+            try:
+                whole = int(row["step"]) <= step and None not in row.values()
+            except (KeyError, TypeError, ValueError):
+                whole = False
+            if whole:
+                rows.append(row)
     text = io.StringIO()
     writer = csv.DictWriter(text, LOG_FIELDS, extrasaction="ignore", restval="")
     writer.writeheader()
@@ -206,13 +208,14 @@ def _preflight(cfg: Config, out: Path, strict: bool, progress: bool, rank: int, 
     return checks
 
 
-def _seen_total(seen: torch.Tensor, world: int) -> torch.Tensor:
+def _seen_total(seen: torch.Tensor, world: int, device: torch.device) -> torch.Tensor:
     """Samples seen per dataset: [datasets, 1 + tasks] (all, then labelled per task), summed
     over the ranks (every rank calls this at the same steps)."""
-    total = seen.clone()
-    if world > 1:
-        dist.all_reduce(total)
-    return total
+    if world == 1:
+        return seen.clone()
+    total = seen.to(device)  # NCCL reduces CUDA tensors only
+    dist.all_reduce(total)
+    return total.cpu()
 
 
 def _seen_report(specs: list[DataSpec], total: torch.Tensor) -> dict:
@@ -296,7 +299,8 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
     use_amp = tc.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step, position, bad_steps, bn_done, amp_overflows = 0, [0, 0], 0, False, 0
-    geometry = {"batch_size": tc.batch_size, "world": world}  # what a position in an epoch means
+    # what a position in an epoch means: the batch geometry and the samples it walks through
+    geometry = {"batch_size": tc.batch_size, "world": world, "data": list(tc.data), "samples": len(items)}
     skipped: list[BadSample] = []
     if tc.init and not resume:
         fresh = init_from(model, tc.init)
@@ -314,14 +318,20 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
         bad_steps = int(state.get("bad_steps", 0))
         amp_overflows = int(state.get("amp_overflows", 0))
         skipped = [BadSample(**b) for b in state.get("skipped_in_training", [])]
-        seen_before = state.get("seen")
-        if is_main and seen_before is not None and len(seen_before) == len(specs):
-            seen += torch.tensor(seen_before, dtype=torch.long)  # rank 0 carries the run's count so far
+        if is_main:  # rank 0 carries the run's count so far (by dataset, which a resume may change)
+            for k, spec in enumerate(tc.data):
+                if spec in state.get("seen", {}):
+                    seen[k] += torch.tensor(state["seen"][spec], dtype=torch.long)
         before = state.get("geometry", geometry)
-        if position[1] and before != geometry:
-            raise ValueError(f"{resume}: stopped mid-epoch with batch_size {before['batch_size']} on "
-                             f"{before['world']} process(es); resume it with the same, not "
-                             f"batch_size {tc.batch_size} on {world}")
+        if position[1] and any(before.get(k, v) != v for k, v in geometry.items()):
+            if (before["batch_size"], before["world"]) != (tc.batch_size, world):
+                raise ValueError(f"{resume}: stopped mid-epoch with batch_size {before['batch_size']} on "
+                                 f"{before['world']} process(es); resume it with the same, not "
+                                 f"batch_size {tc.batch_size} on {world}")
+            raise ValueError(f"{resume}: stopped mid-epoch over {before.get('samples')} samples of "
+                             f"{before.get('data')}; now {len(items)} samples of {list(tc.data)}: the "
+                             "epoch's order would point elsewhere. Resume with the same data (or "
+                             "--set train.init= to start a new run from these weights)")
         bn_done = bool(state.get("bn_recalibrated", step >= int(state["config"]["train"]["steps"])))
         _restore_rng(state.get("rng"))
     if step >= tc.steps and bn_done:
@@ -356,7 +366,8 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
                                scaler=scaler.state_dict(), step=step, position=list(position),
                                bad_steps=bad_steps, rng=rng, geometry=geometry,
                                amp_overflows=amp_overflows, skipped_in_training=[vars(b) for b in skipped],
-                               bn_recalibrated=recalibrated, seen=seen_total.tolist())
+                               bn_recalibrated=recalibrated,
+                               seen=dict(zip(tc.data, seen_total.tolist(), strict=True)))
 
     net.train()
     batches = _batches(loader, sampler, position)
@@ -422,7 +433,7 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
             step += 1
             images += batch.image.shape[0] * world
             log_now, ckpt_now = step % tc.log_every == 0 or step == tc.steps, step % tc.ckpt_every == 0
-            seen_total = _seen_total(seen, world) if log_now or ckpt_now else None
+            seen_total = _seen_total(seen, world, device) if log_now or ckpt_now else None
             if is_main and log_now:
                 now = time.perf_counter()
                 row = {"step": step, "lr": f"{scheduler.get_last_lr()[0]:.3g}",
@@ -442,7 +453,7 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
     finally:
         bar.close()
     path = out / "last.pt"
-    seen_total = _seen_total(seen, world)
+    seen_total = _seen_total(seen, world, device)
     if is_main:
         checkpoint(seen_total)  # first the trained weights, safe whatever the re-estimation meets
         plot_log(log_path)

@@ -64,3 +64,24 @@ def test_depth_in_metres_follows_the_camera_focal(tiny_checkpoint):
         assert info.depth_scale(g, 2 * 721.5377) == pytest.approx(2 * info.depth_scale(g, 721.5377))
         unknown = info.geometry((640, 1280))
         assert info.depth_scale(unknown, None) == pytest.approx(1.0)  # assumed: 0.8 x width
+
+
+def test_crop_mode_scores_only_what_the_network_sees():
+    from edge_mtl.evaluate import in_view
+    from edge_mtl.runtime.geometry import fit_geometry
+    from edge_mtl.types import Camera, Sample
+
+    h, w = 375, 1242
+    sample = Sample(image=np.zeros((h, w, 3), np.uint8),
+                    boxes=np.array([[10, 100, 200, 200], [500, 100, 700, 200]], np.float32),
+                    classes=np.array([0, 1]), lane=np.ones((h, w), np.uint8),
+                    depth=np.full((h, w), 20.0, np.float32), camera=Camera.assumed(w, h))
+    g = fit_geometry((h, w), (384, 640), "crop")
+    u0, v0, u1, v1 = g.in_view()
+    assert (u0, u1) == (309, 933) and (v0, v1) == (0, 375)  # input columns 0..640 of the 1272 resized
+    seen = in_view(sample, g)
+    assert (seen.depth[:, :u0] == 0).all() and (seen.depth[:, u0:u1] == 20).all()
+    assert seen.lane[:, u1:].max() == 0 and seen.lane[:, u0:u1].min() == 1
+    assert seen.boxes.tolist() == [[500, 100, 700, 200]] and seen.classes.tolist() == [1]
+    assert seen.ignore.tolist() == []  # the first box is wholly outside: nothing left of it to score
+    assert in_view(sample, fit_geometry((h, w), (384, 640))) is sample  # letterbox sees everything

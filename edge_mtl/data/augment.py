@@ -34,7 +34,7 @@ def augment(item: Item, cfg: AugmentConfig, rng: np.random.Generator, hflip: boo
     """A randomly augmented copy of ``item`` (network resolution, see module docstring)."""
     seed = int(rng.integers(0, 2**63 - 1))
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # the CPU generator only: CUDA's stays untouched
         return _augment(item, cfg, rng, hflip, crop_width)
 
 
@@ -104,12 +104,12 @@ def _jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
     deprecated since 0.29), the same encode-decode round trip."""
     import cv2
 
-    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image.permute(1, 2, 0).numpy()),
-                            [cv2.IMWRITE_JPEG_QUALITY, quality])
+    bgr = np.ascontiguousarray(image.permute(1, 2, 0).numpy()[..., ::-1])  # OpenCV's channel order
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         return image
-    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED).reshape(image.shape[1], image.shape[2], -1)
-    return torch.from_numpy(decoded).permute(2, 0, 1)
+    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]
+    return torch.from_numpy(np.ascontiguousarray(decoded)).permute(2, 0, 1)
 
 
 def _boxes(array: np.ndarray, size: tuple[int, int]) -> tv_tensors.BoundingBoxes:

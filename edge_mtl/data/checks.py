@@ -30,6 +30,8 @@ def check_sample(sample: Sample, where: str, num_classes: int = len(CLASSES)) ->
     cam = sample.camera
     if (cam.width, cam.height) != (w, h):
         raise DatasetError(f"{where}: image is {w}x{h} but the label's camera says {cam.width}x{cam.height}")
+    if not (np.isfinite([cam.fx, cam.fy]).all() and cam.fx > 0 and cam.fy > 0):
+        raise DatasetError(f"{where}: camera focal length fx={cam.fx}, fy={cam.fy} must be positive")
     boxes = sample.boxes
     if boxes is not None:
         boxes = _check_boxes(boxes, sample.classes, (h, w), where, num_classes)

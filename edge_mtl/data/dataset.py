@@ -33,9 +33,11 @@ class MultiTaskDataset(torch.utils.data.Dataset):
     (``canonical``, input pixels; default 0.8 x the input width): metres x canonical / focal.
 
     ``items``: the (reader, index) pairs to use (default all; `check_dataset` gives the good
-    ones). A key is a position in ``items``, or ``(position, epoch)`` from `EpochSampler`: the
-    augmentation is then drawn from ``(seed, epoch, reader, index)``, so a resumed run sees
-    exactly what an uninterrupted one would, whatever the worker count. ``skip_bad``: a sample
+    ones). A key is a position in ``items``, or ``(position, epoch, repeat)`` from `EpochSampler`:
+    the augmentation is then drawn from ``(seed, epoch, reader, index, repeat)`` (``repeat``
+    counts the earlier draws of the sample in that epoch, so an oversampled one is augmented
+    anew each time), and a resumed run sees exactly what an uninterrupted one would, whatever
+    the worker count. ``skip_bad``: a sample
     that fails to read comes back as a `BadSample` (`collate_skipping` drops it) instead of raising.
     """
 
@@ -69,8 +71,8 @@ class MultiTaskDataset(torch.utils.data.Dataset):
         """The reader of each position (what `EpochSampler` mixes by)."""
         return [s for s, _ in self.items]
 
-    def __getitem__(self, key: int | tuple[int, int]) -> Item | BadSample:
-        position, epoch = key if isinstance(key, tuple) else (key, None)
+    def __getitem__(self, key: int | tuple[int, int, int]) -> Item | BadSample:
+        position, epoch, repeat = key if isinstance(key, tuple) else (key, None, 0)
         source, index = self.items[position]
         reader = self.readers[source]
         try:
@@ -85,7 +87,7 @@ class MultiTaskDataset(torch.utils.data.Dataset):
             if epoch is None:  # plain indexing: torch's RNG, which DataLoader seeds per worker
                 rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ())))
             else:
-                rng = np.random.default_rng([self.seed, epoch, source, index])
+                rng = np.random.default_rng([self.seed, epoch, source, index, repeat])
             item = augment(item, self.augment, rng, hflip=self.flip, crop_width=self.crop)
         depth = item.depth
         if item.has_label["depth"]:
@@ -103,7 +105,8 @@ def mix_probabilities(sizes: Sequence[int], weights: Sequence[float], temperatur
 
 
 class EpochSampler(torch.utils.data.Sampler):
-    """Keys ``(position, epoch)`` in an order that is a pure function of ``(seed, epoch)``, this
+    """Keys ``(position, epoch, repeat)`` in an order that is a pure function of ``(seed, epoch)``
+    (``repeat``: how often the position came earlier in the epoch), this
     rank's share of it (as `DistributedSampler`: padded to a multiple of ``world``), from
     ``start`` on: set by `set_epoch`, so a resumed run continues mid-epoch where it stopped.
 
@@ -124,6 +127,8 @@ class EpochSampler(torch.utils.data.Sampler):
             raise ValueError(f"groups has {len(self.groups)} entries for {size} positions")
         n_groups = int(self.groups.max()) + 1
         self.weights = list(weights) if weights is not None else [1.0] * n_groups
+        if len(self.weights) < n_groups:
+            raise ValueError(f"{len(self.weights)} weights for {n_groups} datasets")
         counts = np.bincount(self.groups, minlength=len(self.weights))
         self.quota = _quotas(mix_probabilities(counts, self.weights, temperature), size) \
             if n_groups > 1 else np.array([size])
@@ -151,13 +156,18 @@ class EpochSampler(torch.utils.data.Sampler):
                 order = pool[torch.randperm(len(pool), generator=g).numpy()].tolist()
         per_rank = -(-self.size // self.world)
         order += order[:per_rank * self.world - len(order)]
-        return order[self.rank::self.world]
+        counts: dict[int, int] = {}
+        keyed = []
+        for p in order:
+            keyed.append((p, counts.get(p, 0)))
+            counts[p] = counts.get(p, 0) + 1
+        return keyed[self.rank::self.world]
 
     def __len__(self) -> int:
         return max(0, -(-self.size // self.world) - self.start)
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        return iter([(i, self.epoch) for i in self._order()[self.start:]])
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+        return iter([(p, self.epoch, r) for p, r in self._order()[self.start:]])
 
 
 def _quotas(p: np.ndarray, total: int) -> np.ndarray:

@@ -12,6 +12,7 @@ A task without a label for a sample has ``has_label[task] = false`` and null fie
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
@@ -87,12 +88,11 @@ def drop_labels(sample: Sample, drops: Mapping[str, float], seed: int) -> Sample
     """Remove each task's label with its probability in ``drops`` (deterministic by seed)."""
     rng = np.random.default_rng([seed, 7919])
     kept = {t: rng.random() >= drops.get(t, 0.0) for t in TASKS}
-    return Sample(image=sample.image,
-                  boxes=sample.boxes if kept["det"] else None,
-                  classes=sample.classes if kept["det"] else None,
-                  lane=sample.lane if kept["lane"] else None,
-                  depth=sample.depth if kept["depth"] else None,
-                  camera=sample.camera, name=sample.name)
+    return dataclasses.replace(sample, boxes=sample.boxes if kept["det"] else None,
+                               classes=sample.classes if kept["det"] else None,
+                               ignore=sample.ignore if kept["det"] else None,
+                               lane=sample.lane if kept["lane"] else None,
+                               depth=sample.depth if kept["depth"] else None)
 
 
 def _render_and_write(args: tuple[str, int, int, Mapping[str, float]]) -> int:
@@ -227,8 +227,7 @@ class DatasetReader(Reader):
         if has.get("det"):
             boxes = np.asarray(rec["boxes"], np.float32).reshape(-1, 4)
             classes = np.asarray(rec["classes"], np.int64).reshape(-1)
-        cam = Camera(**rec["camera"]) if rec.get("camera") else Camera(width=image.shape[1],
-                                                                       height=image.shape[0])
+        cam = Camera(**rec["camera"]) if rec.get("camera") else Camera.assumed(image.shape[1], image.shape[0])
         return Sample(image=image, boxes=boxes, classes=classes, lane=lane, depth=depth,
                       camera=cam, name=path.stem)
 

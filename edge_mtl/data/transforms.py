@@ -56,7 +56,7 @@ def fit_sample(sample: Sample, size: tuple[int, int], mode: str = "letterbox") -
         lane = place(sample.lane.astype(np.float32), geometry, cv2.INTER_AREA, 0.0)
     depth = np.zeros((h, w), np.float32)
     if has["depth"]:
-        depth = place(sample.depth.astype(np.float32), geometry, cv2.INTER_NEAREST, 0.0)
+        depth = place(sample.depth.astype(np.float32), geometry, cv2.INTER_NEAREST_EXACT, 0.0)
     return Item(fit_image(sample.image, geometry), boxes, classes, lane, depth, dict(has), ignore,
                 focal=sample.camera.fx * geometry.scale[0])
 

@@ -64,6 +64,17 @@ class Geometry:
         """Metres per unit of network depth for a camera of focal ``fx`` (source pixels)."""
         return float(fx) * self.scale[0] / float(canonical_focal)
 
+    def in_view(self) -> tuple[int, int, int, int]:
+        """(u0, v0, u1, v1): the source pixels the network sees (all of them unless ``crop``)."""
+        if self.mode != "crop":
+            return 0, 0, self.source[1], self.source[0]
+        sx, sy = self.scale
+        ox, oy = self.offset
+        h, w = self.input
+        return (max(0, int(np.ceil(-ox / sx))), max(0, int(np.ceil(-oy / sy))),
+                min(self.source[1], int(np.floor((w - ox) / sx))),
+                min(self.source[0], int(np.floor((h - oy) / sy))))
+
     def content(self) -> tuple[int, int, int, int]:
         """(x0, y0, x1, y1): the input pixels that hold the frame (the rest is border)."""
         ox, oy = self.offset
@@ -113,11 +124,11 @@ def place(array: np.ndarray, geometry: Geometry, interpolation: int, fill: float
                               value=value)
 
 
-def to_source(plane: np.ndarray, geometry: Geometry, interpolation: int) -> np.ndarray:
+def to_source(plane: np.ndarray, geometry: Geometry, interpolation: int, fill: float = 0.0) -> np.ndarray:
     """A network output map (any resolution covering the input) -> float32 at the source size.
 
     Each source pixel samples the output where the geometry puts it (one affine warp); source
-    pixels outside the input (cut away by ``crop``) get 0.
+    pixels outside the input (cut away by ``crop``) get ``fill``.
     """
     import cv2
 
@@ -138,11 +149,9 @@ def to_source(plane: np.ndarray, geometry: Geometry, interpolation: int) -> np.n
     out = cv2.warpAffine(np.ascontiguousarray(plane, np.float32), m, (sw, sh),
                          flags=interpolation | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
     if geometry.mode == "crop":
-        x0, y0, x1, y1 = geometry.content()
-        u0, u1 = int(np.ceil((x0 - ox) / sx)), int(np.floor((x1 - ox) / sx))
-        v0, v1 = int(np.ceil((y0 - oy) / sy)), int(np.floor((y1 - oy) / sy))
-        out[:, :max(0, u0)] = 0
-        out[:, max(0, u1):] = 0
-        out[:max(0, v0)] = 0
-        out[max(0, v1):] = 0
+        u0, v0, u1, v1 = geometry.in_view()
+        out[:, :u0] = fill
+        out[:, u1:] = fill
+        out[:v0] = fill
+        out[v1:] = fill
     return out

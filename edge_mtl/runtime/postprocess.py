@@ -62,7 +62,7 @@ def postprocess(outputs: dict[str, np.ndarray], geometry: Geometry,
     boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
     # Threshold the warped logits (not a warped binary mask) for clean thin lines.
     lane_logits = to_source(outputs["lane_logits"].reshape(outputs["lane_logits"].shape[-2:]), geometry,
-                            cv2.INTER_LINEAR)
+                            cv2.INTER_LINEAR, fill=-1e4)  # what a crop cut away is no lane
     logit_threshold = float(np.log(cfg.lane_threshold / (1 - cfg.lane_threshold)))
     lane = np.greater(lane_logits, np.float32(logit_threshold)).view(np.uint8)  # 0/1, no copy
     depth = to_source(outputs["depth"].reshape(outputs["depth"].shape[-2:]), geometry, cv2.INTER_LINEAR)

@@ -219,7 +219,8 @@ def build_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, precision
              "timing_cache": str(timing_cache.resolve()) if timing_cache is not None else None,
              "int8": int8, "calibration": calibration}
     model_meta = {k: meta[k] for k in ("input_size", "mean", "std", "class_names", "output_names",
-                                       "backbone", "params", "checkpoint_sha256")}
+                                       "backbone", "params", "checkpoint_sha256", "resize",
+                                       "canonical_focal")}
     sidecar = make_sidecar(out, tensorrt_version=trt.__version__,
                            device={"name": device.name, "compute_capability": device.compute_capability},
                            precision=precision, input_name=input_name, input_shape=input_shape,

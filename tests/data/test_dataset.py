@@ -122,19 +122,31 @@ def test_mixing_sampler_draws_each_share_and_splits_across_ranks():
     groups = [0] * 90 + [1] * 10
     sampler = EpochSampler(100, seed=3, groups=groups, weights=[1.0, 9.0])
     sampler.set_epoch(2)
-    order = [p for p, _ in sampler]
+    order = [p for p, _, _ in sampler]
     assert len(order) == 100
     counts = np.bincount(np.asarray(groups)[order], minlength=2)
     assert counts.tolist() == [50, 50]  # the small set repeats five times, the large one is cut
     assert len(set(order) & set(range(90, 100))) == 10  # every member of the small set is drawn
     again = EpochSampler(100, seed=3, groups=groups, weights=[1.0, 9.0])
     again.set_epoch(2)
-    assert [p for p, _ in again] == order
+    assert [p for p, _, _ in again] == order
     ranks = []
     for rank in range(2):
         r = EpochSampler(100, seed=3, rank=rank, world=2, groups=groups, weights=[1.0, 9.0])
         r.set_epoch(2)
-        ranks.append([p for p, _ in r])
+        ranks.append([p for p, _, _ in r])
     assert sorted(ranks[0] + ranks[1]) == sorted(order)
     sampler.set_epoch(3)
-    assert [p for p, _ in sampler] != order
+    assert [p for p, _, _ in sampler] != order
+
+
+def test_each_draw_of_an_oversampled_sample_is_augmented_anew():
+    groups = [0] * 20 + [1] * 2
+    sampler = EpochSampler(22, seed=0, groups=groups, weights=[1.0, 20.0])
+    keys = list(sampler)
+    repeats = [k for k in keys if k[0] == 20]
+    assert len(repeats) > 2 and sorted(r for _, _, r in repeats) == list(range(len(repeats)))
+    ds = MultiTaskDataset(ListReader([kitti_like()] * 22), SIZE, augment=AugmentConfig())
+    first, second = ds[repeats[0]], ds[repeats[1]]
+    assert not np.array_equal(first.image, second.image)
+    np.testing.assert_array_equal(ds[repeats[0]].image, first.image)  # and each is reproducible

@@ -53,7 +53,7 @@ def make_tiny_onnx(path: Path, qdq: bool = False, extra_op: str | None = None, o
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     helper.set_model_props(model, build_metadata(SIZE, MEAN.tolist(), STD.tolist(), CLASSES, OUTPUT_NAMES,
-                                                 "tiny", "ab" * 32, 0))
+                                                 "tiny", "ab" * 32, 0, resize="crop", canonical_focal=100.0))
     onnx.save(model, str(path))
     return path
 

@@ -29,6 +29,7 @@ def images(n: int, seed: int = 0) -> np.ndarray:
 
 def test_round_trip(engine, cudart):
     with TensorRTBackend(engine) as backend:
+        assert (backend.info.resize, backend.info.canonical_focal) == ("crop", 100.0)  # from the sidecar
         x = images(1)
         out = backend.infer(x)
         want = expected_outputs(x)

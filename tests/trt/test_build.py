@@ -35,6 +35,7 @@ def test_fp16(trt, cudart, tiny_onnx, tmp_path):
     assert side["model"]["input_size"] == [64, 128] and side["model"]["backbone"] == "tiny"
     assert side["model"]["class_names"] == ["car", "truck", "pedestrian"]
     assert side["model"]["checkpoint_sha256"] == "ab" * 32
+    assert (side["model"]["resize"], side["model"]["canonical_focal"]) == ("crop", 100.0)  # geometry kept
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny.engine", "tiny.engine.json"]  # no .tmp
 
 
