@@ -21,11 +21,10 @@ from tests.data.formats.make_bdd100k import (
     write_images,
     write_json,
 )
+from tests.helpers import SHARED_DATA
 
-_HERE = Path(__file__).resolve()
-SHARED = next((p for p in (_HERE.parents[3] / "shared", _HERE.parents[4] / "shared") if p.is_dir()), None)
-REAL = SHARED / "data" / "real_dev" / "bdd100k_format" if SHARED else None
-needs_real = pytest.mark.skipif(REAL is None or not REAL.is_dir(),
+REAL = SHARED_DATA / "real_dev" / "bdd100k_format"
+needs_real = pytest.mark.skipif(not REAL.is_dir(),
                                 reason="shared/data/real_dev/bdd100k_format not beside the checkout")
 CAR, TRUCK, PED = (CLASSES.index(c) for c in ("car", "truck", "pedestrian"))
 W, H = 128, 64

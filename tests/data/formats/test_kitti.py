@@ -23,6 +23,7 @@ from edge_mtl.data.formats.kitti_calib import (
     read_calib,
     velo_to_image,
 )
+from tests.helpers import SHARED_DATA
 
 from .make_kitti import (
     CAR_DIMENSIONS,
@@ -35,8 +36,7 @@ from .make_kitti import (
 
 _HERE = Path(__file__).resolve()
 # shared/ beside the checkout (or inside it, where a copy of the checkout carries one)
-REAL = next((p for p in (_HERE.parents[4] / "shared", _HERE.parents[3] / "shared") if p.is_dir()),
-            _HERE.parents[4] / "shared") / "data" / "real_dev" / "kitti_tracking"
+REAL = SHARED_DATA / "real_dev" / "kitti_tracking"
 
 def raises(message: str):
     """pytest.raises for a DatasetError whose message holds ``message`` verbatim."""

@@ -14,14 +14,12 @@ from edge_mtl.data.checks import DatasetError
 from edge_mtl.data.formats import open_reader
 from edge_mtl.data.formats.tusimple import TusimpleReader
 from edge_mtl.types import Camera
+from tests.helpers import SHARED_DATA
 
 from .make_tusimple import LABEL_FILE, frame_record, write_tusimple
 
 # shared/ beside the checkout, or inside it where a copy of the checkout carries one
-_HERE = Path(__file__).resolve()
-_SHARED = next((p for p in (_HERE.parents[4] / "shared", _HERE.parents[3] / "shared") if p.is_dir()),
-               _HERE.parents[4] / "shared")
-REAL = _SHARED / "data" / "real_dev" / "tusimple_format" / "test_label_head40.json"
+REAL = SHARED_DATA / "real_dev" / "tusimple_format" / "test_label_head40.json"
 
 
 def test_frames_parse_exactly_and_draw_their_lanes(tmp_path):
