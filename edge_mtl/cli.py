@@ -89,7 +89,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from edge_mtl.evaluate import evaluate
 
     result = evaluate(args.model, args.data, limit=args.limit, backend=args.backend,
-                      device=args.device, strict=args.strict, options=_data_options(args))
+                      device=args.device, strict=args.strict, options=_data_options(args),
+                      depth_crop=None if args.depth_crop == "none" else args.depth_crop)
     _emit_json(result, args.json)
     return 0
 
@@ -266,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop at the first bad sample (default: skip them, listed in RUN/data_check.json)")
     t.set_defaults(func=_cmd_train)
 
-    k = sub.add_parser("check-data", help="read and validate every sample of a dataset folder "
+    k = sub.add_parser("check-data", help="read and validate every sample of a dataset, any format "
                                           "(train runs this first)")
     k.add_argument("data", metavar="FORMAT:PATH", help="dataset (a bare PATH is a synth folder)")
     _data_option_arg(k)
@@ -281,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"dataset to evaluate on; FORMAT one of {', '.join(READER_FORMATS)}; a bare PATH "
                         "is a synth folder")
     _data_option_arg(e)
+    e.add_argument("--depth-crop", default="auto", choices=("auto", "garg", "eigen", "none"),
+                   help="depth scored inside this crop (KITTI convention); auto: garg on KITTI formats, "
+                        "none elsewhere")
     e.add_argument("--json", help="write the evaluation JSON here")
     e.add_argument("--limit", type=positive_int, help="evaluate only the first N samples")
     e.add_argument("--strict", action="store_true",

@@ -42,12 +42,14 @@ KITTI_FORMATS = ("kitti", "kitti-tracking", "kitti-depth")
 
 def evaluate(model: str | os.PathLike | Backend, data: str | os.PathLike, batch_size: int = 8,
              limit: int | None = None, progress: bool = True, backend: str = "auto",
-             device: str = "cpu", strict: bool = False, options: dict | None = None) -> dict:
+             device: str = "cpu", strict: bool = False, options: dict | None = None,
+             depth_crop: str | None = "auto") -> dict:
     """Evaluate ``model`` (a path opened with ``backend`` on ``device``, or an open backend) on
     ``data`` (``FORMAT:PATH``; a bare path is synth; ``options`` by format as for `open_reader`).
 
     Our metrics for every labelled task, and the dataset's standard ones where it has them:
-    KITTI depth (Garg crop, 80 m cap), TuSimple accuracy/FP/FN, CULane F1. A sample that cannot
+    KITTI depth (80 m cap; ``depth_crop`` ``auto`` is the Garg crop on KITTI formats and none
+    elsewhere, or ``garg``, ``eigen``, None), TuSimple accuracy/FP/FN, CULane F1. A sample that cannot
     be read is skipped with a warning and listed under ``data.skipped`` (``strict``: it stops the
     evaluation); non-finite network outputs are an error.
     """
@@ -57,7 +59,7 @@ def evaluate(model: str | os.PathLike | Backend, data: str | os.PathLike, batch_
     reader = open_reader(spec, options)
     runner = model if isinstance(model, Backend) else open_backend(model, backend, device)
     try:
-        return _evaluate(runner, reader, spec, batch_size, limit, progress, strict)
+        return _evaluate(runner, reader, spec, batch_size, limit, progress, strict, depth_crop)
     finally:
         if runner is not model:
             runner.close()
@@ -79,12 +81,13 @@ def _read(reader: Reader, indices: range, strict: bool, skipped: list[dict]) -> 
 class _Metrics:
     """Every metric that applies to one dataset, fed one sample and its prediction at a time."""
 
-    def __init__(self, reader: Reader, class_names: tuple[str, ...]):
+    def __init__(self, reader: Reader, class_names: tuple[str, ...], depth_crop: str | None):
         self.reader = reader
-        kitti = reader.format in KITTI_FORMATS
+        if depth_crop == "auto":
+            depth_crop = "garg" if reader.format in KITTI_FORMATS else None
         self.det = DetectionMetric(class_names)
         self.lane = LaneMetric()
-        self.depth = DepthMetric(max_depth=80.0, crop="garg" if kitti else None)
+        self.depth = DepthMetric(max_depth=80.0, crop=depth_crop)
         self.benchmark = None
         if reader.format == "tusimple":
             from edge_mtl.lane_eval import TusimpleMetric
@@ -148,12 +151,12 @@ def in_view(sample: Sample, geometry: Geometry) -> Sample:
 
 
 def _evaluate(runner: Backend, reader: Reader, spec: DataSpec, batch_size: int,
-              limit: int | None, progress: bool, strict: bool) -> dict:
+              limit: int | None, progress: bool, strict: bool, depth_crop: str | None) -> dict:
     from tqdm import tqdm
 
     size = runner.info.input_size
     n = len(reader) if limit is None else min(limit, len(reader))
-    metrics = _Metrics(reader, runner.info.class_names)
+    metrics = _Metrics(reader, runner.info.class_names, depth_crop)
     skipped: list[dict] = []
     start = time.perf_counter()
     with tqdm(total=n, desc="eval", unit="img", disable=not progress) as bar:

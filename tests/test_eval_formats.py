@@ -52,3 +52,12 @@ def test_eval_on_the_real_kitti_tracking_frames_prints_map_and_kitti_depth(tiny_
     result = json.loads(out.read_text())
     assert result["data"]["labelled"] == {"det": 2, "lane": 0, "depth": 2}
     assert result["metrics"]["det"]["num_objects"] > 0 and result["metrics"]["depth"]["num_images"] == 2
+
+
+def test_the_depth_crop_is_chosen_on_the_command_line(tmp_path, tiny_checkpoint):
+    root = write_kitti(tmp_path / "k", num=1)
+    for crop, want in (("eigen", "eigen"), ("none", None)):
+        out = tmp_path / f"{crop}.json"
+        assert main(["eval", tiny_checkpoint, "--data", f"kitti:{root}", "--depth-crop", crop,
+                     "--json", str(out)]) == 0
+        assert json.loads(out.read_text())["metrics"]["depth"]["crop"] == want
