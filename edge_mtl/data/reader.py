@@ -72,6 +72,16 @@ def load_image(path: Path, where: str) -> np.ndarray:
         raise DatasetError(f"{e} (referenced by {where})") from None
 
 
+def read_text(path: Path, what: str, encoding: str = "utf-8") -> str:
+    """A label file's text; `DatasetError` naming it when it cannot be read or is not text."""
+    try:
+        return path.read_text(encoding=encoding)
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path}: not a {what} (not UTF-8 text)") from None
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read it ({e.strerror or e})") from None
+
+
 def class_index(category: str, class_map: Mapping[str, str]) -> int | str | None:
     """Our class id for a dataset category, `IGNORE`, or None (the category is not ours: drop it)."""
     target = class_map.get(category)

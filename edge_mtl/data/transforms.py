@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_mtl.runtime.geometry import Geometry, fit_geometry, place
+from edge_mtl.runtime.geometry import fit_geometry, place
 from edge_mtl.runtime.preprocess import fit_image
 from edge_mtl.types import Sample
 
@@ -82,7 +82,3 @@ def clip_boxes(boxes: np.ndarray, classes: np.ndarray, ignore: np.ndarray, full_
     ignore = ignore[_area(ignore) > 0]
     return boxes[keep], classes[keep], ignore.reshape(-1, 4).astype(np.float32)
 
-
-def geometry_of(sample: Sample, size: tuple[int, int], mode: str = "letterbox") -> Geometry:
-    """The geometry `fit_sample` uses for ``sample`` (for mapping predictions back)."""
-    return fit_geometry(sample.image.shape[:2], size, mode)

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_mtl.data.checks import DatasetError
-from edge_mtl.data.reader import DEFAULT_LANE_WIDTH, Reader, draw_lanes, load_image
+from edge_mtl.data.reader import DEFAULT_LANE_WIDTH, Reader, draw_lanes, load_image, read_text
 from edge_mtl.types import Camera, Sample
 
 __all__ = ["CulaneReader"]
@@ -150,12 +150,7 @@ def _is_float(token: str) -> bool:
 
 def _list_entries(list_file: Path) -> list[tuple[int, str]]:
     """(line number, image path relative to ROOT) of each non-blank line of a CULane list."""
-    try:
-        text = list_file.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DatasetError(f"{list_file}: not a CULane list file (not UTF-8 text)") from None
-    except OSError as e:
-        raise DatasetError(f"{list_file}: cannot read it ({e.strerror or e})") from None
+    text = read_text(list_file, "CULane list file")
     entries = [(n, line.split()[0].lstrip("/"))
                for n, line in enumerate(text.split("\n"), 1) if line.strip()]
     if not entries:

@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from edge_mtl.data.checks import DatasetError
-from edge_mtl.data.reader import DEFAULT_LANE_WIDTH, Reader, draw_lanes, load_image
+from edge_mtl.data.reader import DEFAULT_LANE_WIDTH, Reader, draw_lanes, load_image, read_text
 from edge_mtl.types import Camera, Sample
 
 __all__ = ["TusimpleReader"]
@@ -184,12 +184,7 @@ def _label_files(root: Path, labels: str | Sequence[str] | None) -> list[Path]:
 
 def _frame_lines(file: Path) -> list[tuple[Path, int, str]]:
     """(file, line number, text) of each non-blank line, once the file looks like TuSimple labels."""
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise DatasetError(f"{file}: not a TuSimple label file (not UTF-8 text)") from None
-    except OSError as e:
-        raise DatasetError(f"{file}: cannot read it ({e.strerror or e})") from None
+    text = read_text(file, "TuSimple label file", "utf-8-sig")
     lines = [(file, n, line) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
     if lines and not any(_is_frame_record(line) for _, _, line in lines[:_SNIFF_LINES]):
         raise DatasetError(f"{file}: not a TuSimple label file (expected one JSON object per line "
