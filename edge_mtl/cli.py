@@ -211,6 +211,15 @@ def _cmd_camera(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_real_check(args: argparse.Namespace) -> int:
+    from edge_mtl.real_check import real_check, summary_lines
+
+    result = real_check(args.model, args.out, shared=args.shared, backend=args.backend, device=args.device,
+                        max_frames=args.max_frames)
+    print("\n".join(summary_lines(result)))
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from edge_mtl.report import build_report
 
@@ -399,6 +408,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help="read the focal length from a calibration file: KITTI calib (P2 or P_rect_02), "
                            "or YAML/JSON with fx or an OpenCV camera_matrix")
     m.set_defaults(func=_cmd_camera)
+
+    rc = sub.add_parser("real-check", help="score a model on the real material in ../shared/data: KITTI "
+                                           "tracking eval + display-threshold counts, a label-free summary "
+                                           "of the road videos and BDD100K frames, a contact sheet")
+    rc.add_argument("model", help=".pt, .onnx or .engine")
+    rc.add_argument("--shared", default="../shared/data",
+                    help="folder holding real_dev/kitti_tracking, real_video/*.mp4 and bdd_frames/ "
+                         "(default: %(default)s, from the current directory); a missing one is skipped")
+    rc.add_argument("--out", required=True, help="folder for real_check.json and contact_sheet.png")
+    rc.add_argument("--max-frames", type=positive_int, default=60,
+                    help="frames per video or folder, evenly spaced (default: %(default)s)")
+    _backend_args(rc, default_device="cpu")
+    rc.set_defaults(func=_cmd_real_check)
 
     o = sub.add_parser("report", help="FPS / accuracy quantization report (markdown, JSON, PNG plots) "
                                       "from run folders of eval, bench and camera JSONs")
