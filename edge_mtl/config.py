@@ -53,6 +53,10 @@ class ModelConfig:
     min_depth: float = field(default=0.5, metadata={"gt": 0})
     max_depth: float = field(default=120.0, metadata={"gt": 0})
     pretrained: str | None = None  # local path to ImageNet backbone weights; never downloaded
+    # TF 'SAME' padding (0 before, 1 after on even maps) for the backbone's strided convolutions
+    # instead of torchvision's 1 on both sides: what weights converted from TensorFlow were trained
+    # with (models/mobilenet_v2_imagenet.pt needs true). Same parameters; exports as Conv pads
+    tf_padding: bool = False
     # how a frame of any size reaches the input (edge_mtl.runtime.geometry): letterbox or crop
     resize: str = field(default="letterbox", metadata={"choices": RESIZE_MODES})
     # depth is learnt at this focal length (input pixels); null = 0.8 x input_width
