@@ -38,7 +38,7 @@ class Camera:
     @classmethod
     def assumed(cls, width: int, height: int) -> Camera:
         """A frame of unknown intrinsics: principal point at the centre, focal ``0.8 * width``
-        (a 64 degree horizontal field of view, a typical dash cam and the synthetic camera's)."""
+        (a 64 degree horizontal field of view, a typical dash cam's)."""
         f = DEFAULT_FOCAL_RATIO * width
         return cls(width=width, height=height, fx=f, fy=f, cx=width / 2, cy=height / 2)
 
