@@ -57,6 +57,9 @@ class ModelConfig:
     # instead of torchvision's 1 on both sides: what weights converted from TensorFlow were trained
     # with (models/mobilenet_v2_imagenet.pt needs true). Same parameters; exports as Conv pads
     tf_padding: bool = False
+    # the first N blocks of the backbone's ``features`` keep their initial (pretrained) weights and
+    # BatchNorm statistics in training; -1 = all. Features learnt on real images, kept real
+    freeze_backbone: int = field(default=0, metadata={"ge": -1})
     # how a frame of any size reaches the input (edge_mtl.runtime.geometry): letterbox or crop
     resize: str = field(default="letterbox", metadata={"choices": RESIZE_MODES})
     # depth is learnt at this focal length (input pixels); null = 0.8 x input_width
@@ -111,6 +114,10 @@ class AugmentConfig:
     blur_p: float = field(default=0.1, metadata={"ge": 0, "le": 1})
     noise_p: float = field(default=0.1, metadata={"ge": 0, "le": 1})
     jpeg_p: float = field(default=0.1, metadata={"ge": 0, "le": 1})
+    # a band of rows cut from the camera frame first, at an aspect ratio drawn up to wide_aspect
+    # (KITTI is 3.3:1, CULane 2.8:1): the letterboxed strip such sensors give
+    wide_p: float = field(default=0.0, metadata={"ge": 0, "le": 1})
+    wide_aspect: float = field(default=3.4, metadata={"ge": 1, "le": 8})
 
 
 @dataclass

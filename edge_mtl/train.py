@@ -57,9 +57,9 @@ def recalibrate_bn(model: torch.nn.Module, dataset: MultiTaskDataset, batches: i
 
     torchvision's MobileNets use BN momentum 0.01, so after training from scratch the running
     statistics trail the weights by hundreds of steps and eval-mode outputs are far off.
+    A BatchNorm in eval mode during training (a frozen backbone block) keeps its statistics:
+    the loop below is `torch.optim.swa_utils.update_bn`'s, which would reset those too.
     """
-    from torch.optim.swa_utils import update_bn
-
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=True, collate_fn=collate_skipping, num_workers=workers,
         generator=torch.Generator().manual_seed(0))
@@ -74,10 +74,20 @@ def recalibrate_bn(model: torch.nn.Module, dataset: MultiTaskDataset, batches: i
                 yield batch.image.to(device)
 
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    momenta = {m: m.momentum for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+    was_training = model.training
+    model.train()
+    momenta = {m: m.momentum for m in model.modules()
+               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training}
     try:
+        for m in momenta:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average
         with torch.no_grad():
-            update_bn(images(), model)
+            for image in images():
+                model(image)
+        for m, momentum in momenta.items():
+            m.momentum = momentum
+        model.train(was_training)
         if not used[0]:
             first = f"; first: {skipped[0].reason}" if skipped else ""
             names = ", ".join(map(repr, dataset.readers))
@@ -86,6 +96,7 @@ def recalibrate_bn(model: torch.nn.Module, dataset: MultiTaskDataset, batches: i
         model.load_state_dict(state)  # the statistics and BN momenta as they were
         for m, momentum in momenta.items():
             m.momentum = momentum
+        model.train(was_training)
         raise
     return skipped
 
@@ -290,6 +301,8 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
     weighting = build_weighting(cfg.weighting, TASKS).to(device)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
+        if not p.requires_grad:  # a frozen backbone block
+            continue
         (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": tc.weight_decay},

@@ -168,3 +168,30 @@ def test_the_shipped_checkpoint_loads_with_its_own_config():
         out = model(torch.zeros(1, 3, cfg.model.input_height, cfg.model.input_width))
     assert out["lane_logits"].shape[-2:] == (cfg.model.input_height // 2, cfg.model.input_width // 2)
     assert all(torch.isfinite(v).all() for v in out.values())
+
+
+def test_frozen_backbone_blocks_keep_weights_and_statistics(tiny_dataset):
+    from edge_mtl.data.dataset import MultiTaskDataset, collate
+    from edge_mtl.model.tritask import build_model
+    from edge_mtl.train import recalibrate_bn
+    from tests.helpers import TINY_SIZE, tiny_model_config
+
+    model = build_model(tiny_model_config(freeze_backbone=4)).train()
+    frozen, free = model.backbone.features[:4], model.backbone.features[4:]
+    assert not any(m.training for layer in frozen for m in layer.modules())
+    assert all(m.training for layer in free for m in layer.modules())
+    before = {k: v.clone() for k, v in frozen.state_dict().items()}
+    free_before = {k: v.clone() for k, v in free.state_dict().items()}
+    images = collate([MultiTaskDataset(tiny_dataset, TINY_SIZE)[i] for i in range(4)]).image
+    outputs = model(images)
+    sum(v.float().mean() for v in outputs.values()).backward()
+    assert all(p.grad is None for p in frozen.parameters())
+    assert all(p.grad is not None for p in free.parameters())
+    recalibrate_bn(model, MultiTaskDataset(tiny_dataset, TINY_SIZE), batches=2, batch_size=2,
+                   device=torch.device("cpu"))
+    assert all(torch.equal(v, before[k]) for k, v in frozen.state_dict().items())
+    moved = [k for k, v in free.state_dict().items()
+             if "running_mean" in k and not torch.equal(v, free_before[k])]
+    assert moved  # the trainable blocks' statistics were re-estimated
+    with pytest.raises(ValueError, match="freeze_backbone=99"):
+        build_model(tiny_model_config(freeze_backbone=99))

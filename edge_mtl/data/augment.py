@@ -1,6 +1,8 @@
 """Training augmentation on torchvision.transforms.v2 and tv_tensors, labels kept exact.
 
-Geometric (image, boxes, ignore regions, lane coverage and depth move together): horizontal
+Before the frame is fitted to the input, an optional band of its rows (`wide_crop`): the wide
+strip a KITTI- or CULane-like sensor gives once letterboxed. Then, at network resolution,
+geometric (image, boxes, ignore regions, lane coverage and depth move together): horizontal
 flip, scale jitter, small rotation and shift (one `affine`), and the random crop to
 ``train.crop_width``. Masks (lane, depth) are resampled by nearest neighbour, so depth is never
 interpolated across invalid pixels; pixels moved in from outside are invalid depth and no lane.
@@ -23,10 +25,26 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
 from edge_mtl.config import AugmentConfig
-from edge_mtl.data.transforms import Item, clip_boxes
+from edge_mtl.data.transforms import Item, clip_boxes, crop_rows
 from edge_mtl.runtime.geometry import PAD_BGR
+from edge_mtl.types import Sample
 
 _PAD_RGB = [float(v) for v in PAD_BGR[::-1]]
+
+
+def wide_crop(sample: Sample, cfg: AugmentConfig, rng: np.random.Generator) -> Sample:
+    """With probability ``cfg.wide_p``, a band of rows of the camera frame at an aspect ratio
+    drawn uniformly between the frame's own and ``cfg.wide_aspect`` (`crop_rows`: labels exact).
+    No draw is made when ``wide_p`` is 0, so other augmentations keep their random stream."""
+    if not cfg.wide_p:
+        return sample
+    h, w = sample.image.shape[:2]
+    take, aspect = rng.random() < cfg.wide_p, float(rng.uniform(w / h, max(w / h, cfg.wide_aspect)))
+    rows = min(h, max(1, round(w / aspect)))
+    if not take or rows == h:
+        return sample
+    top = int(rng.integers(0, h - rows + 1))
+    return crop_rows(sample, top, top + rows)
 
 
 def augment(item: Item, cfg: AugmentConfig, rng: np.random.Generator, hflip: bool = True,

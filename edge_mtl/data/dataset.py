@@ -75,19 +75,26 @@ class MultiTaskDataset(torch.utils.data.Dataset):
         position, epoch, repeat = key if isinstance(key, tuple) else (key, None, 0)
         source, index = self.items[position]
         reader = self.readers[source]
-        try:
-            item = fit_sample(reader[index], self.size, self.mode)
-        except DatasetError as e:
-            if not self.skip_bad:
-                raise
-            return BadSample(reader.source(index), str(e))
+        rng = None
         if self.augment is not None:
-            from edge_mtl.data.augment import augment
-
             if epoch is None:  # plain indexing: torch's RNG, which DataLoader seeds per worker
                 rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ())))
             else:
                 rng = np.random.default_rng([self.seed, epoch, source, index, repeat])
+        try:
+            sample = reader[index]
+            if rng is not None:
+                from edge_mtl.data.augment import wide_crop
+
+                sample = wide_crop(sample, self.augment, rng)
+            item = fit_sample(sample, self.size, self.mode)
+        except DatasetError as e:
+            if not self.skip_bad:
+                raise
+            return BadSample(reader.source(index), str(e))
+        if rng is not None:
+            from edge_mtl.data.augment import augment
+
             item = augment(item, self.augment, rng, hflip=self.flip, crop_width=self.crop)
         depth = item.depth
         if item.has_label["depth"]:

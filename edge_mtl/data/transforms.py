@@ -6,7 +6,7 @@ applied to the labels too; training then augments the result (`edge_mtl.data.aug
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -59,6 +59,26 @@ def fit_sample(sample: Sample, size: tuple[int, int], mode: str = "letterbox") -
         depth = place(sample.depth.astype(np.float32), geometry, cv2.INTER_NEAREST_EXACT, 0.0)
     return Item(fit_image(sample.image, geometry), boxes, classes, lane, depth, dict(has), ignore,
                 focal=sample.camera.fx * geometry.scale[0])
+
+
+def crop_rows(sample: Sample, top: int, bottom: int) -> Sample:
+    """Rows ``[top, bottom)`` of ``sample``, every label cut with it (boxes by `clip_boxes`) and
+    the principal point moved; the focal length, hence metric depth, is unchanged."""
+    h, w = sample.image.shape[:2]
+    if not 0 <= top < bottom <= h:
+        raise ValueError(f"{sample.name}: rows [{top}, {bottom}) outside a frame of height {h}")
+    boxes, classes, ignore = sample.boxes, sample.classes, sample.ignore
+    if boxes is not None:
+        shift = np.array([0, top, 0, top], np.float32)
+        cut = np.zeros((0, 4), np.float32) if ignore is None else np.asarray(ignore, np.float32) - shift
+        boxes, classes, ignore = clip_boxes(np.asarray(boxes, np.float32) - shift, classes, cut,
+                                            _area(np.asarray(boxes, np.float32)), (0, 0, w, bottom - top))
+    rows = slice(top, bottom)
+    camera = replace(sample.camera, height=bottom - top, cy=sample.camera.cy - top)
+    return replace(
+        sample, image=sample.image[rows], boxes=boxes, classes=classes, ignore=ignore, camera=camera,
+        lane=None if sample.lane is None else sample.lane[rows],
+        depth=None if sample.depth is None else sample.depth[rows])
 
 
 def _area(boxes: np.ndarray) -> np.ndarray:

@@ -76,10 +76,12 @@ class MobileNetBackbone(nn.Module):
     ``feature_info`` lists (channels, stride) per returned level: the contract the neck reads.
     ``tf_padding`` gives the strided convolutions TF 'SAME' padding (``tf_same_padding``), what
     weights converted from TensorFlow (models/mobilenet_v2_imagenet.pt) were trained with.
+    ``freeze``: the first N blocks of ``features`` (-1: all) take no gradient and keep their
+    BatchNorm statistics (eval mode whatever ``train()`` says).
     """
 
     def __init__(self, name: str = "mobilenet_v3_large", strides: tuple[int, ...] = (2, 4, 8, 16, 32),
-                 pretrained: str | None = None, tf_padding: bool = False):
+                 pretrained: str | None = None, tf_padding: bool = False, freeze: int = 0):
         super().__init__()
         if name not in BACKBONES:
             raise ValueError(f"unknown backbone {name!r}; choose from {sorted(BACKBONES)}")
@@ -104,7 +106,18 @@ class MobileNetBackbone(nn.Module):
             tf_same_padding(net.features)
         self.tf_padding = tf_padding
         self.features = net.features
+        if freeze > len(self.features):
+            raise ValueError(f"model.freeze_backbone={freeze}: {name} has {len(self.features)} blocks")
+        self.frozen = len(self.features) if freeze < 0 else freeze
+        for layer in self.features[:self.frozen]:
+            layer.requires_grad_(False)
         self.out_indices, self.feature_info = self._probe(strides)
+
+    def train(self, mode: bool = True) -> MobileNetBackbone:
+        super().train(mode)
+        for layer in self.features[:self.frozen]:
+            layer.train(False)
+        return self
 
     @torch.no_grad()
     def _probe(self, strides: tuple[int, ...]) -> tuple[list[int], list[tuple[int, int]]]:
@@ -114,7 +127,7 @@ class MobileNetBackbone(nn.Module):
         for i, layer in enumerate(self.features):
             x = layer(x)
             last[128 // x.shape[-1]] = (i, x.shape[1])
-        self.features.train()
+        self.train()
         missing = [s for s in strides if s not in last]
         if missing:
             raise ValueError(f"backbone has no feature map at stride(s) {missing}")

@@ -26,7 +26,7 @@ class TriTaskNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.backbone = MobileNetBackbone(cfg.backbone, (2, 4, 8, 16, 32), cfg.pretrained,
-                                          cfg.tf_padding)
+                                          cfg.tf_padding, cfg.freeze_backbone)
         ch = [c for c, _ in self.backbone.feature_info]
         self.neck = FPN(ch[2:], cfg.fpn_channels)
         self.det_head = DetectionHead(cfg.fpn_channels, cfg.num_classes, cfg.head_channels,

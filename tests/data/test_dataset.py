@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from edge_mtl.config import AugmentConfig
-from edge_mtl.data.augment import augment
+from edge_mtl.data.augment import augment, wide_crop
 from edge_mtl.data.dataset import EpochSampler, MultiTaskDataset, collate, mix_probabilities
 from edge_mtl.data.reader import Reader
-from edge_mtl.data.transforms import clip_boxes, fit_sample
+from edge_mtl.data.transforms import clip_boxes, crop_rows, fit_sample
+from edge_mtl.runtime.geometry import PAD_BGR
 from edge_mtl.types import Camera, Sample
 
 SIZE = (96, 160)
@@ -150,3 +151,47 @@ def test_each_draw_of_an_oversampled_sample_is_augmented_anew():
     first, second = ds[repeats[0]], ds[repeats[1]]
     assert not np.array_equal(first.image, second.image)
     np.testing.assert_array_equal(ds[repeats[0]].image, first.image)  # and each is reproducible
+
+
+def synth_like() -> Sample:
+    """A 1280x720 frame: a car at rows 300-400, a lane line, depth growing down the rows."""
+    h, w = 720, 1280
+    image = np.full((h, w, 3), 80, np.uint8)
+    image[300:400, 500:700] = (0, 0, 255)
+    lane = np.zeros((h, w), np.uint8)
+    lane[500:720, 630:640] = 1
+    depth = np.repeat(np.linspace(1, 80, h, dtype=np.float32)[:, None], w, 1)
+    return Sample(image=image, boxes=np.array([[500, 300, 700, 400]], np.float32), classes=np.array([1]),
+                  lane=lane, depth=depth, camera=Camera(width=w, height=h, fx=640, fy=640, cx=640, cy=360))
+
+
+def test_crop_rows_cuts_every_label_with_the_frame():
+    sample = synth_like()
+    band = crop_rows(sample, 330, 600)
+    assert band.image.shape == (270, 1280, 3) and band.lane.shape == band.depth.shape == (270, 1280)
+    assert band.boxes.tolist() == [[500, 0, 700, 70]] and band.classes.tolist() == [1]  # 70 % left
+    assert band.camera.cy == 30 and band.camera.height == 270 and band.camera.fx == 640
+    np.testing.assert_array_equal(band.depth, sample.depth[330:600])
+    sliver = crop_rows(sample, 380, 720)  # 20 % of the car: an ignore region, not a car
+    assert len(sliver.boxes) == 0 and sliver.ignore.tolist() == [[500, 0, 700, 20]]
+    unlabelled = crop_rows(dataclasses.replace(sample, boxes=None, classes=None, depth=None), 0, 10)
+    assert unlabelled.boxes is None and unlabelled.depth is None
+    with pytest.raises(ValueError, match="rows \\[700, 800\\)"):
+        crop_rows(sample, 700, 800)
+
+
+def test_wide_crop_draws_bands_up_to_the_widest_aspect():
+    sample = synth_like()
+    cfg = dataclasses.replace(STILL, wide_p=0.5, wide_aspect=3.4)
+    heights = [wide_crop(sample, cfg, np.random.default_rng(seed)).image.shape[0] for seed in range(60)]
+    cut = [h for h in heights if h < 720]
+    assert 15 < len(cut) < 45  # about half the frames
+    assert min(cut) >= round(1280 / 3.4) and min(cut) < 450  # some reach the KITTI-like strip
+    assert wide_crop(sample, STILL, np.random.default_rng(0)) is sample  # wide_p 0: untouched
+    ds = MultiTaskDataset(ListReader([sample]), SIZE, augment=cfg, seed=1)
+    items = [ds[(0, epoch, 0)] for epoch in range(12)]
+    content = [(it.image != PAD_BGR).any(axis=(1, 2)).sum() for it in items]  # rows not letterbox pad
+    assert min(content) < 60 < max(content)
+    for it in items:  # the box still covers the red car after the band and the letterbox
+        x0, y0, x1, y1 = it.boxes[0].round().astype(int)
+        assert (it.image[y0 + 1:y1 - 1, x0 + 1:x1 - 1, 2] > 200).mean() > 0.95
