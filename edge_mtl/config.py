@@ -31,7 +31,10 @@ T = TypeVar("T")
 BACKBONES: tuple[str, ...] = ("mobilenet_v3_large", "mobilenet_v3_small", "mobilenet_v2")
 READER_FORMATS: tuple[str, ...] = ("synth", "bdd100k", "kitti", "kitti-tracking", "kitti-depth", "tusimple",
                                    "culane", "coco")
-STRATEGIES: tuple[str, ...] = ("fixed", "uncertainty")
+# loss-level (one backward of a weighted sum), then gradient-level (edge_mtl.weighting)
+LOSS_STRATEGIES: tuple[str, ...] = ("fixed", "equal", "uncertainty", "dwa", "rlw", "famo", "logloss")
+GRADIENT_STRATEGIES: tuple[str, ...] = ()
+STRATEGIES: tuple[str, ...] = LOSS_STRATEGIES + GRADIENT_STRATEGIES
 
 _SHOW = reprlib.Repr()
 _SHOW.maxstring = _SHOW.maxother = 60
@@ -92,6 +95,11 @@ class WeightingConfig:
     warmup_steps: int = field(default=300, metadata={"ge": 0})
     fixed: dict[str, float] = field(default_factory=lambda: {"det": 1.0, "lane": 1.0, "depth": 1.0},
                                     metadata={"keys": TASKS, "ge": 0})
+    # keyword options of the dynamic strategy, e.g. {temperature: 2.0} for dwa (its class's own)
+    options: dict[str, Any] = field(default_factory=dict)
+    # where a gradient-level strategy's per-task gradients are taken (edge_mtl.weighting.gradients):
+    # at the shared features (one trunk backward) or on the shared parameters (one per task)
+    gradients: str = field(default="representation", metadata={"choices": ("representation", "parameters")})
 
     def __post_init__(self) -> None:
         missing = [t for t in TASKS if t not in self.fixed]

@@ -29,7 +29,8 @@ from edge_mtl.files import to_json, write_atomic
 from edge_mtl.losses import compute_losses
 from edge_mtl.model.tritask import build_model
 from edge_mtl.types import TASKS, Batch
-from edge_mtl.weighting import build_weighting
+from edge_mtl.weighting import GramWeighting, WarmupWeighting, build_weighting
+from edge_mtl.weighting.gradients import global_tasks, task_gram
 
 
 def _setup_distributed() -> tuple[int, int, torch.device]:
@@ -310,6 +311,7 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, tc.steps, tc.warmup_lr_steps))
     use_amp = tc.amp and device.type == "cuda"
+    representation = cfg.weighting.gradients == "representation"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step, position, bad_steps, bn_done, amp_overflows = 0, [0, 0], 0, False, 0
     # what a position in an epoch means: the batch geometry and the samples it walks through
@@ -408,10 +410,22 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
                 seen[:, 1 + k] += torch.bincount(batch.source[batch.has_label[t]], minlength=len(specs))
             batch = batch.to(device)
             _copy(saved_buffers, buffers)
+            strategy = weighting.active(step) if isinstance(weighting, WarmupWeighting) else weighting
+            by_gradients = isinstance(strategy, GramWeighting)
             with torch.autocast(device.type, enabled=use_amp):
-                outputs = net(batch.image)
+                outputs = net(batch.image, return_features=by_gradients and representation)
+            features = outputs.pop("features", None)
             losses = compute_losses(outputs, batch, cfg.loss, model.det_strides)
-            total = weighting(losses, step)
+            losses, values = global_tasks(losses, TASKS, world, device)
+            if by_gradients:
+                gram = task_gram(losses, features if representation else model.shared_parameters(),
+                                 scaler.get_scale() if use_amp else 1.0, world, cfg.weighting.gradients)
+                if not bool(torch.isfinite(gram).all()):  # fp16 overflow: this step is skipped below
+                    gram = torch.eye(len(losses), dtype=torch.float64)
+                w = strategy(gram, {t: torch.tensor(v) for t, v in values.items()}, step)
+                total = sum(float(w[k]) * loss for k, loss in enumerate(losses.values()))
+            else:
+                total = weighting(losses, step, values if world > 1 else None)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(total).backward()
             if world > 1:

@@ -104,7 +104,7 @@ def test_numbers_are_coerced_to_the_field_type(tmp_path):
     ("loss", "box_weight", -1, "must be >= 0"),
     ("loss", "silog_lambda", 1.5, "must be <= 1"),
     ("loss", "qfl_beta", "x", "is not a number"),
-    ("weighting", "strategy", "magic", "must be one of ['fixed', 'uncertainty']"),
+    ("weighting", "strategy", "magic", "must be one of ['fixed', 'equal', 'uncertainty'"),
     ("weighting", "warmup_steps", -5, "must be >= 0"),
     ("weighting", "fixed", {"det": -1.0}, "weighting.fixed.det=-1.0 must be >= 0"),
     ("weighting", "fixed", {"det": float("nan")}, "is not a finite number"),

@@ -18,6 +18,8 @@ class TriTaskNet(nn.Module):
 
     det_logits [B, N, C] class logits per anchor point; det_boxes [B, N, 4] xyxy in input
     pixels; lane_logits [B, 1, H/2, W/2]; depth [B, 1, H/4, W/4] metres.
+    ``return_features=True`` adds ``features``: the trunk's (backbone + FPN) outputs that the
+    heads read, (c2, c4, p3, p4, p5), for per-task gradients at the shared representation.
     """
 
     det_strides = (8, 16, 32)
@@ -35,13 +37,20 @@ class TriTaskNet(nn.Module):
         self.lane_head = LaneHead(cfg.seg_channels, ch[0], cfg.lane_stride)
         self.depth_head = DepthHead(cfg.seg_channels, cfg.min_depth, cfg.max_depth)
 
-    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, image: torch.Tensor, return_features: bool = False) -> dict[str, torch.Tensor]:
         c2, c4, c8, c16, c32 = self.backbone(image)
         p3, p4, p5 = self.neck([c8, c16, c32])
         logits, boxes = self.det_head([p3, p4, p5], image.shape[-2], image.shape[-1])
         f4 = self.decoder(p3, c4)
-        outputs = (logits, boxes, self.lane_head(f4, c2), self.depth_head(f4))
-        return dict(zip(OUTPUT_NAMES, outputs, strict=True))
+        outputs = dict(zip(OUTPUT_NAMES, (logits, boxes, self.lane_head(f4, c2), self.depth_head(f4)),
+                           strict=True))
+        if return_features:
+            outputs["features"] = (c2, c4, p3, p4, p5)
+        return outputs
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The trunk's trainable parameters (what every task's gradient reaches)."""
+        return [p for m in (self.backbone, self.neck) for p in m.parameters() if p.requires_grad]
 
 
 def build_model(cfg: ModelConfig) -> TriTaskNet:

@@ -14,7 +14,8 @@ class FixedWeighting(LossWeighting):
         super().__init__()
         self.weights = dict(weights)
 
-    def forward(self, losses: Mapping[str, torch.Tensor], step: int) -> torch.Tensor:
+    def forward(self, losses: Mapping[str, torch.Tensor], step: int,
+                values: Mapping[str, float] | None = None) -> torch.Tensor:
         if not losses:
             raise ValueError("no task loss to weight: the batch carries no label at all")
         return sum(self.weights[t] * v for t, v in losses.items())

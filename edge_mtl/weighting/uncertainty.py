@@ -14,7 +14,8 @@ from edge_mtl.weighting.base import LossWeighting
 class UncertaintyWeighting(LossWeighting):
     """total = sum_t exp(-s_t) * L_t + s_t with a learnable log-variance s_t per task.
 
-    ``initial`` weights set s_t = -log(w_t), so switching from fixed weights is seamless.
+    ``initial`` weights set s_t = -log(w_t), so switching from fixed weights is seamless. It reads
+    no loss value: its s_t are parameters, whose gradients the training loop all-reduces in DDP.
     """
 
     def __init__(self, tasks: tuple[str, ...], initial: Mapping[str, float] | None = None):
@@ -23,7 +24,8 @@ class UncertaintyWeighting(LossWeighting):
         self.log_vars = nn.ParameterDict({
             t: nn.Parameter(torch.tensor(-math.log(init.get(t, 1.0)))) for t in tasks})
 
-    def forward(self, losses: Mapping[str, torch.Tensor], step: int) -> torch.Tensor:
+    def forward(self, losses: Mapping[str, torch.Tensor], step: int,
+                values: Mapping[str, float] | None = None) -> torch.Tensor:
         if not losses:
             raise ValueError("no task loss to weight: the batch carries no label at all")
         return sum(torch.exp(-self.log_vars[t]) * v + self.log_vars[t] for t, v in losses.items())
