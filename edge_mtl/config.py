@@ -33,7 +33,8 @@ READER_FORMATS: tuple[str, ...] = ("synth", "bdd100k", "kitti", "kitti-tracking"
                                    "culane", "coco")
 # loss-level (one backward of a weighted sum), then gradient-level (edge_mtl.weighting)
 LOSS_STRATEGIES: tuple[str, ...] = ("fixed", "equal", "uncertainty", "dwa", "rlw", "famo", "logloss")
-GRADIENT_STRATEGIES: tuple[str, ...] = ()
+GRADIENT_STRATEGIES: tuple[str, ...] = ("gradnorm", "pcgrad", "cagrad", "nash_mtl", "imtl_g", "aligned_mtl",
+                                        "upgrad")
 STRATEGIES: tuple[str, ...] = LOSS_STRATEGIES + GRADIENT_STRATEGIES
 
 _SHOW = reprlib.Repr()
@@ -149,6 +150,10 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"ge": 0, "le": 2**32 - 1})  # numpy's seed range
     amp: bool = True  # mixed precision on CUDA only
     log_every: int = field(default=10, metadata={"ge": 1})
+    # per-task gradient norms and cosines at the shared features every N steps (0: off); also
+    # step time in ms. The run's log.csv, log.png and, with the tensorboard package, RUN/tb
+    diag_every: int = field(default=50, metadata={"ge": 0})
+    tensorboard: bool = True
     ckpt_every: int = field(default=250, metadata={"ge": 1})
     grad_clip: float = field(default=10.0, metadata={"gt": 0})
     # precise-BN batches after training (0 = keep the running averages)

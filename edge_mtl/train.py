@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
+import functools
 import io
 import itertools
 import math
@@ -25,12 +26,13 @@ from edge_mtl.data.dataset import BadSample, EpochSampler, MultiTaskDataset, col
 from edge_mtl.data.format import DatasetError
 from edge_mtl.data.formats import DataSpec, open_reader
 from edge_mtl.data.preflight import DataCheck, check_dataset, checks_report
+from edge_mtl.diagnostics import DIAG_FIELDS, PAIRS, TensorBoardMirror
 from edge_mtl.files import to_json, write_atomic
 from edge_mtl.losses import compute_losses
 from edge_mtl.model.tritask import build_model
 from edge_mtl.types import TASKS, Batch
-from edge_mtl.weighting import GramWeighting, WarmupWeighting, build_weighting
-from edge_mtl.weighting.gradients import global_tasks, task_gram
+from edge_mtl.weighting import build_weighting
+from edge_mtl.weighting.step import weighted_loss
 
 
 def _setup_distributed() -> tuple[int, int, torch.device]:
@@ -140,7 +142,7 @@ class TrainingDiverged(RuntimeError):
 RUN_FILES = ("last.pt", "log.csv", "config.yaml")
 AMP_OVERFLOWS_IN_A_ROW = 8  # GradScaler overflows tolerated in a row before they count as bad steps
 LOG_FIELDS = ["step", "lr", "total", *[f"loss_{t}" for t in TASKS], *[f"weight_{t}" for t in TASKS],
-              "img_per_s", "bad_steps", *[f"seen_{t}" for t in TASKS]]
+              "img_per_s", "bad_steps", *[f"seen_{t}" for t in TASKS], "step_ms", *DIAG_FIELDS]
 
 
 def resumes_in(out: Path, resume: str | None) -> bool:
@@ -311,7 +313,6 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, tc.steps, tc.warmup_lr_steps))
     use_amp = tc.amp and device.type == "cuda"
-    representation = cfg.weighting.gradients == "representation"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step, position, bad_steps, bn_done, amp_overflows = 0, [0, 0], 0, False, 0
     # what a position in an epoch means: the batch geometry and the samples it walks through
@@ -389,6 +390,8 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
     bar = tqdm(total=tc.steps, initial=min(step, tc.steps), desc="train", unit="step",
                disable=not (progress and is_main))
     tick, images, in_a_row, saved_step, empty_in_a_row = time.perf_counter(), 0, 0, step, 0
+    tick_step, diagnostics = step, {}
+    mirror = TensorBoardMirror(out / "tb", tc.tensorboard and is_main)
     overflows_in_a_row = 0
     try:
         while step < tc.steps:
@@ -410,22 +413,14 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
                 seen[:, 1 + k] += torch.bincount(batch.source[batch.has_label[t]], minlength=len(specs))
             batch = batch.to(device)
             _copy(saved_buffers, buffers)
-            strategy = weighting.active(step) if isinstance(weighting, WarmupWeighting) else weighting
-            by_gradients = isinstance(strategy, GramWeighting)
-            with torch.autocast(device.type, enabled=use_amp):
-                outputs = net(batch.image, return_features=by_gradients and representation)
-            features = outputs.pop("features", None)
-            losses = compute_losses(outputs, batch, cfg.loss, model.det_strides)
-            losses, values = global_tasks(losses, TASKS, world, device)
-            if by_gradients:
-                gram = task_gram(losses, features if representation else model.shared_parameters(),
-                                 scaler.get_scale() if use_amp else 1.0, world, cfg.weighting.gradients)
-                if not bool(torch.isfinite(gram).all()):  # fp16 overflow: this step is skipped below
-                    gram = torch.eye(len(losses), dtype=torch.float64)
-                w = strategy(gram, {t: torch.tensor(v) for t, v in values.items()}, step)
-                total = sum(float(w[k]) * loss for k, loss in enumerate(losses.values()))
-            else:
-                total = weighting(losses, step, values if world > 1 else None)
+            diagnose = bool(tc.diag_every) and (step + 1) % tc.diag_every == 0
+            result = weighted_loss(
+                net, model, weighting, batch.image,
+                functools.partial(compute_losses, batch=batch, cfg=cfg.loss, strides=model.det_strides),
+                step, world=world, amp=use_amp, loss_scale=scaler.get_scale() if use_amp else 1.0,
+                gradients=cfg.weighting.gradients, diagnose=diagnose)
+            losses, total = result.losses, result.total
+            diagnostics = result.diagnostics or diagnostics
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(total).backward()
             if world > 1:
@@ -446,9 +441,9 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
             else:  # the step is skipped: weights untouched, BatchNorm statistics put back
                 _copy(buffers, saved_buffers)
                 bad_steps, in_a_row = bad_steps + 1, in_a_row + 1
-                values = {k: round(float(v.detach()), 4) for k, v in losses.items()}
+                rounded = {k: round(float(v.detach()), 4) for k, v in losses.items()}
                 if is_main:
-                    print(f"warning: step {step + 1}: non-finite loss or gradient (losses {values}, "
+                    print(f"warning: step {step + 1}: non-finite loss or gradient (losses {rounded}, "
                           f"gradient norm {float(norm):.3g}); step skipped", file=sys.stderr)
                 if in_a_row >= tc.max_bad_steps:
                     raise TrainingDiverged(
@@ -469,16 +464,21 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
                 row |= {f"seen_{t}": int(seen_total[:, 1 + k].sum()) for k, t in enumerate(TASKS)}
                 row |= {f"loss_{t}": f"{float(v.detach()):.4f}" for t, v in losses.items()}
                 row |= {f"weight_{t}": f"{w:.3f}" for t, w in weighting.current_weights(step).items()}
+                row |= {"step_ms": f"{1000 * (now - tick) / max(step - tick_step, 1):.1f}"}
+                row |= {k: f"{v:.4g}" for k, v in diagnostics.items()}
+                diagnostics = {}
                 with open(log_path, "a", newline="") as f:
                     csv.DictWriter(f, LOG_FIELDS).writerow(row)
+                mirror.write(row)
                 bar.set_postfix({t: f"{float(v.detach()):.3f}" for t, v in losses.items()})
-                tick, images = now, 0
+                tick, images, tick_step = now, 0, step
             if is_main and ckpt_now:
                 checkpoint(seen_total)
                 saved_step = step
             bar.update()
     finally:
         bar.close()
+        mirror.close()
     path = out / "last.pt"
     seen_total = _seen_total(seen, world, device)
     if is_main:
@@ -532,17 +532,23 @@ def plot_log(log_path: str | os.PathLike) -> Path:
     with open(log_path, newline="") as f:
         rows = list(csv.DictReader(f))
     steps = [int(r["step"]) for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for t in TASKS:
-        for ax, key in zip(axes, (f"loss_{t}", f"weight_{t}"), strict=True):
-            pts = [(s, float(r[key])) for s, r in zip(steps, rows, strict=True) if r.get(key)]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    panels = [(axes[0, 0], "loss_{}", TASKS, "task losses", "log"),
+              (axes[0, 1], "weight_{}", TASKS, "task weights", "linear"),
+              (axes[1, 0], "gnorm_{}", TASKS, "gradient norm at the shared features", "log"),
+              (axes[1, 1], "cos_{}", PAIRS, "gradient cosine (< 0: conflict)", "linear")]
+    for ax, pattern, names, title, yscale in panels:
+        for name in names:
+            key = pattern.format(name)
+            pts = [(s, float(r[key])) for s, r in zip(steps, rows, strict=True)
+                   if r.get(key) not in (None, "", "nan")]
             if pts:
-                ax.plot(*zip(*pts, strict=True), label=t)
-    axes[0].set(title="task losses", xlabel="step", yscale="log")
-    axes[1].set(title="task weights", xlabel="step")
-    for ax in axes:
-        ax.legend()
+                ax.plot(*zip(*pts, strict=True), label=name)
+        ax.set(title=title, xlabel="step", yscale=yscale if ax.lines else "linear")
+        if ax.lines:
+            ax.legend()
         ax.grid(alpha=0.3)
+    axes[1, 1].axhline(0, color="k", lw=0.8)
     png = Path(log_path).with_suffix(".png")
     fig.tight_layout()
     fig.savefig(png, dpi=100)

@@ -226,8 +226,8 @@ def test_unknown_options_are_refused_naming_the_strategy():
 def test_every_rank_weights_alike_from_the_shared_loss_values(strategy):
     """DDP passes every rank's mean loss values: with the batch's own values the gradients are
     the single-process ones; a rank lacking a task still uses the weights the others use."""
-    make = (lambda: build_weighting(WeightingConfig(strategy=strategy, warmup_steps=0), TASKS))
-    own, shared, partial = make(), make(), make()
+    own, shared, partial = (build_weighting(WeightingConfig(strategy=strategy, warmup_steps=0), TASKS)
+                            for _ in range(3))
     for step, losses in enumerate(loss_stream(5, steps=30)):
         values = {t: val(v) for t, v in losses.items()}
         g_own = grads_of(own, losses, step)

@@ -18,8 +18,10 @@ class TriTaskNet(nn.Module):
 
     det_logits [B, N, C] class logits per anchor point; det_boxes [B, N, 4] xyxy in input
     pixels; lane_logits [B, 1, H/2, W/2]; depth [B, 1, H/4, W/4] metres.
-    ``return_features=True`` adds ``features``: the trunk's (backbone + FPN) outputs that the
-    heads read, (c2, c4, p3, p4, p5), for per-task gradients at the shared representation.
+    ``keep_features=True`` keeps in ``self.features`` the trunk's (backbone + FPN) outputs that
+    the heads read, (c2, c4, p3, p4, p5), for per-task gradients at the shared representation.
+    An attribute, not an output: DDP passes outputs through its own autograd node, and the
+    heads' graph would not reach those copies.
     """
 
     det_strides = (8, 16, 32)
@@ -37,16 +39,16 @@ class TriTaskNet(nn.Module):
         self.lane_head = LaneHead(cfg.seg_channels, ch[0], cfg.lane_stride)
         self.depth_head = DepthHead(cfg.seg_channels, cfg.min_depth, cfg.max_depth)
 
-    def forward(self, image: torch.Tensor, return_features: bool = False) -> dict[str, torch.Tensor]:
+    features: tuple[torch.Tensor, ...] | None = None
+
+    def forward(self, image: torch.Tensor, keep_features: bool = False) -> dict[str, torch.Tensor]:
         c2, c4, c8, c16, c32 = self.backbone(image)
         p3, p4, p5 = self.neck([c8, c16, c32])
         logits, boxes = self.det_head([p3, p4, p5], image.shape[-2], image.shape[-1])
         f4 = self.decoder(p3, c4)
-        outputs = dict(zip(OUTPUT_NAMES, (logits, boxes, self.lane_head(f4, c2), self.depth_head(f4)),
-                           strict=True))
-        if return_features:
-            outputs["features"] = (c2, c4, p3, p4, p5)
-        return outputs
+        self.features = (c2, c4, p3, p4, p5) if keep_features else None
+        outputs = (logits, boxes, self.lane_head(f4, c2), self.depth_head(f4))
+        return dict(zip(OUTPUT_NAMES, outputs, strict=True))
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """The trunk's trainable parameters (what every task's gradient reaches)."""

@@ -9,22 +9,33 @@ the training loop obtains (edge_mtl.weighting.gradients). `WarmupWeighting` runs
 from __future__ import annotations
 
 from edge_mtl.config import STRATEGIES, WeightingConfig
+from edge_mtl.weighting.aligned_mtl import AlignedMTLWeighting
 from edge_mtl.weighting.base import GramWeighting, LossWeighting
+from edge_mtl.weighting.cagrad import CAGradWeighting
 from edge_mtl.weighting.dwa import DWAWeighting
 from edge_mtl.weighting.famo import FAMOWeighting
 from edge_mtl.weighting.fixed import FixedWeighting
+from edge_mtl.weighting.gradnorm import GradNormWeighting
+from edge_mtl.weighting.imtl_g import IMTLGWeighting
 from edge_mtl.weighting.logloss import LogLossWeighting
+from edge_mtl.weighting.nash_mtl import NashMTLWeighting
+from edge_mtl.weighting.pcgrad import PCGradWeighting
 from edge_mtl.weighting.rlw import RandomWeighting
 from edge_mtl.weighting.uncertainty import UncertaintyWeighting
+from edge_mtl.weighting.upgrad import UPGradWeighting
 from edge_mtl.weighting.warmup import WarmupWeighting
 
-__all__ = ["REGISTRY", "DWAWeighting", "FAMOWeighting", "FixedWeighting", "GramWeighting",
-           "LogLossWeighting", "LossWeighting", "RandomWeighting", "UncertaintyWeighting",
-           "WarmupWeighting", "build_weighting"]
+__all__ = ["REGISTRY", "AlignedMTLWeighting", "CAGradWeighting", "DWAWeighting", "FAMOWeighting",
+           "FixedWeighting", "GradNormWeighting", "GramWeighting", "IMTLGWeighting", "LogLossWeighting",
+           "LossWeighting", "NashMTLWeighting", "PCGradWeighting", "RandomWeighting",
+           "UPGradWeighting", "UncertaintyWeighting", "WarmupWeighting", "build_weighting"]
 
 # name -> class taking (tasks, *, **options); fixed and uncertainty also read weighting.fixed
 REGISTRY: dict[str, type] = {
     "dwa": DWAWeighting, "rlw": RandomWeighting, "famo": FAMOWeighting, "logloss": LogLossWeighting,
+    "gradnorm": GradNormWeighting, "pcgrad": PCGradWeighting, "cagrad": CAGradWeighting,
+    "nash_mtl": NashMTLWeighting, "imtl_g": IMTLGWeighting, "aligned_mtl": AlignedMTLWeighting,
+    "upgrad": UPGradWeighting,
 }
 
 

@@ -72,8 +72,15 @@ class GramWeighting(nn.Module):
         gram = torch.as_tensor(gram, dtype=torch.float64)
         if not losses:
             raise ValueError("no task loss to weight: the batch carries no label at all")
+        unknown = [t for t in losses if t not in self.tasks]
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown task(s) {unknown}; "
+                             f"it weights {list(self.tasks)}")
         if gram.shape != (len(losses), len(losses)):
             raise ValueError(f"gram of shape {tuple(gram.shape)} for {len(losses)} task(s)")
+        if not bool(torch.isfinite(gram).all()):  # before any state moves
+            raise FloatingPointError(f"{type(self).__name__}: non-finite Gram matrix {gram.tolist()} "
+                                     f"for {list(losses)}")
         w = self.weights(gram, losses, step).to(torch.float64)
         if w.shape != (len(losses),) or not bool(torch.isfinite(w).all()):
             raise FloatingPointError(f"{type(self).__name__} gave weights {w.tolist()} for {list(losses)}")
