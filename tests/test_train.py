@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -195,3 +196,32 @@ def test_frozen_backbone_blocks_keep_weights_and_statistics(tiny_dataset):
     assert moved  # the trainable blocks' statistics were re-estimated
     with pytest.raises(ValueError, match="freeze_backbone=99"):
         build_model(tiny_model_config(freeze_backbone=99))
+
+
+@pytest.mark.parametrize(("strategy", "gradients"), [("nash_mtl", "representation"), ("pcgrad", "parameters"),
+                                                     ("famo", "representation")])
+def test_train_with_any_strategy_logs_weights_and_gradient_diagnostics(tmp_path, dropped_dataset,
+                                                                      strategy, gradients):
+    """Warmup then the strategy, on data with missing labels; every row carries the step time,
+    diagnostic rows the per-task gradient norms and cosines; a resume carries the strategy's state."""
+    cfg = tiny_config(dropped_dataset, str(tmp_path / "run"), steps=4)
+    cfg.weighting.strategy, cfg.weighting.gradients = strategy, gradients
+    cfg.train.diag_every = 2
+    ckpt = train(cfg, progress=False)
+    rows = read_log(tmp_path / "run" / "log.csv")
+    assert all(float(r["step_ms"]) > 0 for r in rows)
+    diag = [r for r in rows if int(r["step"]) % 2 == 0]
+    assert diag and all(float(r[f"gnorm_{t}"]) > 0 for r in diag for t in ("det", "lane", "depth")
+                        if r[f"loss_{t}"])
+    cosines = [float(r[k]) for r in diag for k in r if k.startswith("cos_") and r[k] not in ("", "nan")]
+    assert cosines and all(-1.0 <= c <= 1.0 for c in cosines)
+    assert [r for r in rows if int(r["step"]) % 2] and all(
+        not r["gnorm_det"] for r in rows if int(r["step"]) % 2)
+    weights = [float(rows[-1][f"weight_{t}"]) for t in ("det", "lane", "depth")]
+    assert all(math.isfinite(w) for w in weights)
+    if strategy != "pcgrad":  # (PCGrad's weights stay 1 while no pair conflicts)
+        assert weights != [1.0, 1.0, 1.0]  # the strategy acted
+    state = read_checkpoint(ckpt)
+    cfg.train.steps = 5
+    resumed = read_checkpoint(train(cfg, resume=str(ckpt), progress=False))
+    assert resumed["step"] == 5 and set(resumed["weighting"]) == set(state["weighting"])
