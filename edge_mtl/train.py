@@ -422,7 +422,7 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
             losses, total = result.losses, result.total
             diagnostics = result.diagnostics or diagnostics
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(total).backward()
+            result.backward(scaler)
             if world > 1:
                 _average_gradients(weighting, world)
             scaler.unscale_(optimizer)

@@ -64,7 +64,7 @@ def run(strategy: str, gradients: str, rank: int = 0, world: int = 1, drop_lane_
         result = weighted_loss(net, model, weighting, x[rows], loss_fn, step, world=world,
                                gradients=gradients)
         optimizer.zero_grad()
-        result.total.backward()
+        result.backward()
         optimizer.step()
         weights.append(weighting.current_weights(step))
     return {"params": {k: v.detach().clone() for k, v in model.state_dict().items()}, "weights": weights}

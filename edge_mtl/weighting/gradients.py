@@ -19,6 +19,36 @@ import torch.distributed as dist
 GRADIENT_SOURCES = ("representation", "parameters")
 
 
+def task_gradients(losses: Mapping[str, torch.Tensor], inputs: Sequence[torch.Tensor],
+                   scale: float = 1.0) -> list[list[torch.Tensor | None]]:
+    """Per task of ``losses``: d (scale * L_t) / d ``inputs`` (None where L_t does not reach an
+    input; all None for a zero stand-in). Heads are walked back once per task; the graph stays."""
+    out = []
+    for loss in losses.values():
+        if loss.requires_grad:
+            out.append(list(torch.autograd.grad(loss * scale, inputs, retain_graph=True, allow_unused=True)))
+        else:  # a zero stand-in for a task this rank lacks
+            out.append([None] * len(inputs))
+    return out
+
+
+def gram_matrix(grads: Sequence[Sequence[torch.Tensor | None]], inputs: Sequence[torch.Tensor],
+                scale: float = 1.0, world: int = 1, source: str = "representation") -> torch.Tensor:
+    """float64 [T, T] Gram of the per-task gradients ``grads`` (as `task_gradients` gives them,
+    multiplied by ``scale``), reduced over DDP ranks as `task_gram` says."""
+    flats = [torch.cat([(torch.zeros_like(x) if g is None else g).reshape(-1).to(torch.float64)
+                        for g, x in zip(task, inputs, strict=True)]) / scale for task in grads]
+    g = torch.stack(flats)
+    if world > 1 and source == "parameters":
+        dist.all_reduce(g)
+        g /= world
+    gram = g @ g.T
+    if world > 1 and source == "representation":
+        dist.all_reduce(gram)
+        gram /= world * world
+    return gram
+
+
 def task_gram(losses: Mapping[str, torch.Tensor], inputs: Sequence[torch.Tensor], scale: float = 1.0,
               world: int = 1, source: str = "representation") -> torch.Tensor:
     """float64 [T, T] Gram matrix of d L_t / d ``inputs`` for the tasks of ``losses``, in order.
@@ -34,24 +64,17 @@ def task_gram(losses: Mapping[str, torch.Tensor], inputs: Sequence[torch.Tensor]
     if source not in GRADIENT_SOURCES:
         raise ValueError(f"gradient source {source!r}: choose from {list(GRADIENT_SOURCES)}")
     inputs = [x for x in inputs if x.requires_grad]
-    flats = []
-    for loss in losses.values():
-        if loss.requires_grad:
-            grads = torch.autograd.grad(loss * scale, inputs, retain_graph=True, allow_unused=True)
-        else:  # a zero stand-in for a task this rank lacks
-            grads = [None] * len(inputs)
-        flat = torch.cat([(torch.zeros_like(x) if g is None else g).reshape(-1).to(torch.float64)
-                          for g, x in zip(grads, inputs, strict=True)]) / scale
-        flats.append(flat)
-    g = torch.stack(flats)
-    if world > 1 and source == "parameters":
-        dist.all_reduce(g)
-        g /= world
-    gram = g @ g.T
-    if world > 1 and source == "representation":
-        dist.all_reduce(gram)
-        gram /= world * world
-    return gram
+    return gram_matrix(task_gradients(losses, inputs, scale), inputs, scale, world, source)
+
+
+def combine(grads: Sequence[Sequence[torch.Tensor | None]],
+            weights: Sequence[float]) -> list[torch.Tensor | None]:
+    """sum_t w_t g_t per input (None where no task reaches it)."""
+    out: list[torch.Tensor | None] = []
+    for k in range(len(grads[0]) if grads else 0):
+        terms = [w * task[k] for w, task in zip(weights, grads, strict=True) if task[k] is not None]
+        out.append(sum(terms[1:], terms[0]) if terms else None)
+    return out
 
 
 def global_tasks(losses: dict[str, torch.Tensor], tasks: Sequence[str], world: int,
