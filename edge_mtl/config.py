@@ -138,6 +138,10 @@ class TrainConfig:
     # reader options by format, e.g. {bdd100k: {lane_width: 6}}
     data_options: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={"keys": READER_FORMATS})
     out: str = "runs/train"
+    # the tasks trained (others' labels ignored: a single-task model is tasks: [det])
+    tasks: list[str] = field(default_factory=lambda: list(TASKS), metadata={"choices": TASKS})
+    # a missing label: masked out of its task's loss, or (an ablation) taken as background
+    missing: str = field(default="mask", metadata={"choices": ("mask", "background")})
     steps: int = field(default=2000, metadata={"ge": 1})
     batch_size: int = field(default=8, metadata={"ge": 1})
     lr: float = field(default=2e-3, metadata={"gt": 0})

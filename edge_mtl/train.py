@@ -289,7 +289,8 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
     items = [(k, i) for k, check in enumerate(checks) for i in check.good]
     fit = {"mode": cfg.model.resize, "canonical": cfg.model.canonical_focal}
     dataset = MultiTaskDataset(readers, size, augment=cfg.augment, crop=tc.crop_width, flip=tc.hflip,
-                               items=items, seed=tc.seed, skip_bad=not strict, **fit)
+                               items=items, seed=tc.seed, skip_bad=not strict, tasks=tc.tasks,
+                               missing=tc.missing, far=cfg.model.max_depth, **fit)
     sampler = EpochSampler(len(dataset), tc.seed, rank, world, groups=dataset.groups,
                            weights=[spec.weight for spec in specs], temperature=tc.mix_temperature)
     seen = torch.zeros(len(specs), 1 + len(TASKS), dtype=torch.long)

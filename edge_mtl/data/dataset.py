@@ -44,7 +44,8 @@ class MultiTaskDataset(torch.utils.data.Dataset):
     def __init__(self, readers: Reader | str | Sequence[Reader], size: tuple[int, int],
                  augment: AugmentConfig | None = None, crop: int | None = None, flip: bool = False,
                  items: Sequence[tuple[int, int]] | None = None, seed: int = 0, skip_bad: bool = False,
-                 mode: str = "letterbox", canonical: float | None = None):
+                 mode: str = "letterbox", canonical: float | None = None,
+                 tasks: Sequence[str] | None = None, missing: str = "mask", far: float = 120.0):
         if isinstance(readers, str):
             from edge_mtl.data.formats import open_reader
 
@@ -62,6 +63,12 @@ class MultiTaskDataset(torch.utils.data.Dataset):
         self.skip_bad = skip_bad
         self.mode = mode
         self.canonical = canonical_focal(size[1], canonical)
+        self.tasks = tuple(TASKS if tasks is None else tasks)
+        if not set(self.tasks) <= set(TASKS) or not self.tasks:
+            raise ValueError(f"tasks {list(self.tasks)}: choose one or more of {list(TASKS)}")
+        if missing not in MISSING:
+            raise ValueError(f"missing={missing!r}: choose from {list(MISSING)}")
+        self.missing, self.far = missing, far
 
     def __len__(self) -> int:
         return len(self.items)
@@ -99,7 +106,27 @@ class MultiTaskDataset(torch.utils.data.Dataset):
         depth = item.depth
         if item.has_label["depth"]:
             depth = depth * np.float32(self.canonical / item.focal)
-        return replace(item, depth=depth, source=source)
+        item = replace(item, depth=depth, source=source,
+                       has_label={t: item.has_label[t] and t in self.tasks for t in TASKS})
+        return fill_missing(item, self.far, self.tasks) if self.missing == "background" else item
+
+
+def fill_missing(item: Item, far: float, tasks: Sequence[str] = TASKS) -> Item:
+    """The naive alternative to masking (an ablation, ``train.missing: background``): a missing
+    label of one of ``tasks`` taken as background, i.e. no object, no lane paint, and everything
+    at ``far`` metres."""
+    has = item.has_label
+    h, w = item.image.shape[:2]
+    return replace(
+        item, has_label={t: t in tasks for t in TASKS},
+        boxes=item.boxes if has["det"] else np.zeros((0, 4), np.float32),
+        classes=item.classes if has["det"] else np.zeros((0,), np.int64),
+        ignore=item.ignore if has["det"] else np.zeros((0, 4), np.float32),
+        lane=item.lane if has["lane"] else np.zeros((h, w), np.float32),
+        depth=item.depth if has["depth"] else np.full((h, w), far, np.float32))
+
+
+MISSING = ("mask", "background")  # what a missing label means in training (masking: nothing)
 
 
 def mix_probabilities(sizes: Sequence[int], weights: Sequence[float], temperature: float = 1.0) -> np.ndarray:

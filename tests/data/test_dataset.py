@@ -195,3 +195,22 @@ def test_wide_crop_draws_bands_up_to_the_widest_aspect():
     for it in items:  # the box still covers the red car after the band and the letterbox
         x0, y0, x1, y1 = it.boxes[0].round().astype(int)
         assert (it.image[y0 + 1:y1 - 1, x0 + 1:x1 - 1, 2] > 200).mean() > 0.95
+
+
+def test_tasks_and_the_background_ablation_change_only_what_they_say():
+    full, no_det = synth_like(), dataclasses.replace(synth_like(), boxes=None, classes=None)
+    only_det = MultiTaskDataset(ListReader([full]), SIZE, tasks=["det"])[0]
+    assert only_det.has_label == {"det": True, "lane": False, "depth": False}
+    masked = MultiTaskDataset(ListReader([no_det]), SIZE)[0]
+    assert masked.has_label["det"] is False  # masking: the loss leaves det out for this sample
+    naive = MultiTaskDataset(ListReader([no_det]), SIZE, missing="background", far=99.0)[0]
+    assert naive.has_label == {"det": True, "lane": True, "depth": True} and len(naive.boxes) == 0
+    np.testing.assert_array_equal(naive.lane, masked.lane)  # present labels untouched
+    no_depth = dataclasses.replace(synth_like(), depth=None)
+    far = MultiTaskDataset(ListReader([no_depth]), SIZE, missing="background", far=99.0,
+                           tasks=["det", "depth"])[0]
+    assert (far.depth == 99.0).all() and far.has_label == {"det": True, "lane": False, "depth": True}
+    with pytest.raises(ValueError, match="missing='zero'"):
+        MultiTaskDataset(ListReader([full]), SIZE, missing="zero")
+    with pytest.raises(ValueError, match="tasks \\['car'\\]"):
+        MultiTaskDataset(ListReader([full]), SIZE, tasks=["car"])
