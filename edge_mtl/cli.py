@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from edge_mtl.config import READER_FORMATS, non_negative_int, positive_float, positive_int
+from edge_mtl.study.plan import DYNAMIC
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "models" / "tritask_mnv3l.yaml"
 
@@ -220,6 +221,27 @@ def _cmd_real_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_study(args: argparse.Namespace) -> int:
+    from edge_mtl.study.main import run_study
+
+    report = run_study(args.out, data=args.data, config=args.config, size=args.size, steps=args.steps,
+                       batch_size=args.batch_size, seeds=args.seeds, train_num=args.train_num,
+                       val_num=args.val_num, strategies=tuple(args.strategy or DYNAMIC), device=args.device)
+    print(report.read_text().split("\n## Setup")[0])
+    print(f"report: {report}")
+    return 0
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HEIGHTxWIDTH, e.g. 192x320") from None
+    if h <= 0 or w <= 0 or h % 32 or w % 32:
+        raise argparse.ArgumentTypeError(f"{text!r}: both sides must be positive multiples of 32")
+    return h, w
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from edge_mtl.report import build_report
 
@@ -421,6 +443,25 @@ def build_parser() -> argparse.ArgumentParser:
                     help="frames per video or folder, evenly spaced (default: %(default)s)")
     _backend_args(rc, default_device="cpu")
     rc.set_defaults(func=_cmd_real_check)
+
+    st = sub.add_parser("study", help="the multi-task evidence: single-task models vs the tri-task model "
+                                      "under every weighting strategy, fixed weights, random weights and "
+                                      "a missing-label ablation, over seeds -> Delta m, cost, Pareto plot")
+    st.add_argument("--out", default="benchmarks/mtl_study", help="report folder (default: %(default)s); "
+                    "its runs/ keep every run, so an interrupted study resumes")
+    st.add_argument("--data", default="data/study", help="rendered study data (default: %(default)s)")
+    st.add_argument("--config", default="models/tritask_mnv3l.yaml",
+                    help="base recipe (default: %(default)s); input size and schedule come from below")
+    st.add_argument("--size", type=_size, default=(192, 320), help="input HEIGHTxWIDTH (default: 192x320)")
+    st.add_argument("--steps", type=positive_int, default=300, help="steps per run (default: %(default)s)")
+    st.add_argument("--batch-size", type=positive_int, default=8)
+    st.add_argument("--seeds", type=positive_int, default=2, help="seeds per configuration (default: 2)")
+    st.add_argument("--train-num", type=positive_int, default=800, help="training frames (default: 800)")
+    st.add_argument("--val-num", type=positive_int, default=200, help="validation frames (default: 200)")
+    st.add_argument("--strategy", action="append", choices=DYNAMIC,
+                    help="only these strategies (repeatable; default: all)")
+    st.add_argument("--device", default="cpu", help="evaluation device (training picks the GPU itself)")
+    st.set_defaults(func=_cmd_study)
 
     o = sub.add_parser("report", help="FPS / accuracy quantization report (markdown, JSON, PNG plots) "
                                       "from run folders of eval, bench and camera JSONs")

@@ -20,7 +20,6 @@ Re-running into the same folder first removes the products this job writes (and 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -143,21 +142,9 @@ class _Record:
 def _render_val(root: Path, num: int, seed: int, progress: bool) -> bool:
     """Render the val set into ``root`` unless a complete one of that seed and size is there;
     True when it was reused."""
-    from edge_mtl.data.format import synthesize
+    from edge_mtl.data.format import synthesize_once
 
-    meta = root / "meta.json"
-    if meta.is_file():
-        try:
-            m = json.loads(meta.read_text())
-        except json.JSONDecodeError:
-            m = {}
-        images = root / "images"
-        if (m.get("num") == num and m.get("seed") == seed and not m.get("sequence")
-                and not m.get("drop_labels") and images.is_dir()
-                and sum(1 for _ in images.iterdir()) == num):
-            return True
-    synthesize(root, num, seed, progress=progress, force=True)
-    return False
+    return synthesize_once(root, num, seed, progress=progress)[1]
 
 
 def _write_drive(path: Path, frames: int, seed: int, progress: bool) -> tuple[int, int]:

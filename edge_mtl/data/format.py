@@ -26,7 +26,8 @@ from edge_mtl.data.reader import Reader
 from edge_mtl.imageio import CorruptImageError, read_image
 from edge_mtl.types import CLASSES, TASKS, Camera, Sample
 
-__all__ = ["FORMAT", "DatasetError", "DatasetReader", "check_record", "parse_drop_labels", "synthesize"]
+__all__ = ["FORMAT", "DatasetError", "DatasetReader", "check_record", "parse_drop_labels", "synthesize",
+           "synthesize_once"]
 
 FORMAT = "edge_mtl.dataset/1"
 DEPTH_SCALE = 256.0
@@ -102,6 +103,23 @@ def _render_and_write(args: tuple[str, int, int, Mapping[str, float]]) -> int:
     sample = render_random(seed, name=f"{index:06d}").sample
     write_sample(Path(root), index, drop_labels(sample, drops, seed))
     return index
+
+
+def synthesize_once(out: str | os.PathLike, num: int, seed: int, drop: Mapping[str, float] | None = None,
+                    progress: bool = True) -> tuple[Path, bool]:
+    """``synthesize`` unless ``out`` already holds a complete set of that size, seed and label
+    drop (then it is reused: True in the result); anything else there is replaced."""
+    root = Path(out)
+    try:
+        m = json.loads((root / "meta.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        m = {}
+    images = root / "images"
+    if (m.get("num") == num and m.get("seed") == seed and not m.get("sequence")
+            and (m.get("drop_labels") or {}) == dict(drop or {}) and images.is_dir()
+            and sum(1 for _ in images.iterdir()) == num):
+        return root, True
+    return synthesize(root, num, seed, drop=drop, progress=progress, force=True), False
 
 
 def synthesize(out: str | os.PathLike, num: int, seed: int,

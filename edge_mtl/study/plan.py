@@ -1,0 +1,54 @@
+"""The runs of a study: each a name, a group and the config overrides it makes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge_mtl.config import GRADIENT_STRATEGIES, LOSS_STRATEGIES
+from edge_mtl.types import TASKS
+
+# the honest baseline: hand-set fixed weights (det, lane, depth) besides equal's 1/1/1
+FIXED_GRID: tuple[tuple[float, float, float], ...] = ((2.0, 1.0, 1.0), (1.0, 4.0, 1.0), (1.0, 1.0, 0.25))
+DYNAMIC = tuple(s for s in LOSS_STRATEGIES + GRADIENT_STRATEGIES if s != "fixed")
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str  # folder name, unique in the study (seed included)
+    group: str  # single | strategy | fixed | missing
+    seed: int
+    data: str  # which rendered set: "train" or "train_drop" (labels dropped)
+    overrides: dict[str, Any] = field(default_factory=dict)  # "section.key" -> value
+    label: str = ""  # what the report calls it, seeds aside
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+def plan(seeds: int, strategies: tuple[str, ...] = DYNAMIC,
+         fixed_grid: tuple[tuple[float, float, float], ...] = FIXED_GRID, ablation: bool = True) -> list[Run]:
+    """Every run, seed by seed (so a study cut short still holds whole seeds of early groups)."""
+    unknown = set(strategies) - set(DYNAMIC)
+    if unknown:
+        raise ValueError(f"unknown strategies {sorted(unknown)}; choose from {list(DYNAMIC)}")
+    runs = []
+    for seed in range(seeds):
+        common = {"train.seed": seed}
+        for t in TASKS:
+            runs.append(Run(f"single_{t}_s{seed}", "single", seed, "train",
+                            common | {"train.tasks": [t], "weighting.strategy": "equal"}, f"single {t}"))
+        for s in strategies:
+            runs.append(Run(f"{s}_s{seed}", "strategy", seed, "train",
+                            common | {"weighting.strategy": s}, s))
+        for w in fixed_grid:
+            label = "fixed " + "/".join(f"{v:g}" for v in w)
+            runs.append(Run(f"fixed_{'_'.join(f'{v:g}' for v in w)}_s{seed}", "fixed", seed, "train",
+                            common | {"weighting.strategy": "fixed", "weighting.warmup_steps": 0,
+                                      "weighting.fixed": dict(zip(TASKS, w, strict=True))}, label))
+        if ablation:
+            for missing in ("mask", "background"):
+                runs.append(Run(f"drop50_{missing}_s{seed}", "missing", seed, "train_drop",
+                                common | {"weighting.strategy": "equal", "train.missing": missing},
+                                f"50 % labels dropped, {'masked' if missing == 'mask' else 'as background'}"))
+    return runs
