@@ -4,9 +4,11 @@ onnxruntime latency on this CPU, for the tri-task network and for each task's ow
 
 from __future__ import annotations
 
+import inspect
 import statistics
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,23 +32,29 @@ class TaskSlice(nn.Module):
         return tuple(out[n] for n in self.names)
 
 
-def used_parameters(module: nn.Module, image: torch.Tensor) -> int:
-    """Parameters that the module's outputs depend on (a slice's heads for other tasks excluded)."""
-    module.zero_grad(set_to_none=True)
+def unused_children(net: nn.Module, tasks: tuple[str, ...], image: torch.Tensor) -> list[str]:
+    """Top-level children of ``net`` that none of ``tasks``' outputs depend on."""
+    sliced = TaskSlice(net, tasks)
+    net.zero_grad(set_to_none=True)
     with torch.enable_grad():
-        sum(o.float().sum() for o in module(image)).backward()
-    n = sum(p.numel() for p in module.parameters() if p.grad is not None)
-    module.zero_grad(set_to_none=True)
-    return n
+        sum(o.float().sum() for o in sliced(image)).backward()
+    out = [name for name, child in net.named_children()
+           if any(True for _ in child.parameters()) and all(p.grad is None for p in child.parameters())]
+    net.zero_grad(set_to_none=True)
+    return out
 
 
-def flops(module: nn.Module, image: torch.Tensor) -> int:
+def flops_by_child(net: nn.Module, image: torch.Tensor) -> tuple[int, dict[str, int]]:
+    """Total FLOPs of one forward, and each top-level child's share."""
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        module(image)
-    return int(counter.get_total_flops())
+        net(image)
+    counts = counter.get_flop_counts()
+    root = type(net).__name__
+    return int(counter.get_total_flops()), {
+        name: int(sum(counts.get(f"{root}.{name}", {}).values())) for name, _ in net.named_children()}
 
 
 def ort_latency_ms(module: nn.Module, image: torch.Tensor, runs: int = 30, threads: int = 2) -> float:
@@ -55,9 +63,10 @@ def ort_latency_ms(module: nn.Module, image: torch.Tensor, runs: int = 30, threa
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.onnx"
-        with torch.no_grad():
-            torch.onnx.export(module, (image,), str(path), input_names=["image"], opset_version=17,
-                              dynamo=False)
+        kwargs = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter (DESIGN)
+            torch.onnx.export(module, (image,), str(path), input_names=["image"], opset_version=17, **kwargs)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -73,12 +82,15 @@ def ort_latency_ms(module: nn.Module, image: torch.Tensor, runs: int = 30, threa
 
 
 def network_costs(model: nn.Module, size: tuple[int, int], runs: int = 30) -> dict[str, dict[str, float]]:
-    """For ``all`` (the tri-task network) and each task's slice: params, GFLOPs, CPU ms."""
+    """For ``all`` (the tri-task network) and each task's slice of it (the trunk and that task's
+    heads, as a single-task model would be): parameters, GFLOPs, onnxruntime CPU ms."""
     model = model.eval()
     image = torch.zeros(1, 3, *size)
+    total, by_child = flops_by_child(model, image)
     out = {}
     for name, tasks in [("all", TASKS), *[(t, (t,)) for t in TASKS]]:
-        sliced = TaskSlice(model, tasks)
-        out[name] = {"params": used_parameters(sliced, image), "gflops": round(flops(sliced, image) / 1e9, 3),
-                     "cpu_ms": ort_latency_ms(sliced, image, runs)}
+        unused = unused_children(model, tasks, image)
+        params = sum(p.numel() for n, c in model.named_children() if n not in unused for p in c.parameters())
+        out[name] = {"params": params, "gflops": (total - sum(by_child[n] for n in unused)) / 1e9,
+                     "cpu_ms": ort_latency_ms(TaskSlice(model, tasks), image, runs)}
     return out

@@ -11,7 +11,7 @@ from typing import Any
 
 from edge_mtl.config import Config
 from edge_mtl.files import to_json, write_atomic
-from edge_mtl.study.plan import DYNAMIC, plan
+from edge_mtl.study.plan import DYNAMIC, FIXED_GRID, plan
 from edge_mtl.study.report import markdown, pareto_plot, summarise
 from edge_mtl.study.runner import execute
 
@@ -33,7 +33,9 @@ def study_config(config: str, size: tuple[int, int], steps: int, batch_size: int
 def run_study(out: str | os.PathLike = "benchmarks/mtl_study", *, data: str | os.PathLike = "data/study",
               config: str = "models/tritask_mnv3l.yaml", size: tuple[int, int] = (192, 320), steps: int = 300,
               batch_size: int = 8, seeds: int = 2, train_num: int = 800, val_num: int = 200,
-              strategies: tuple[str, ...] = DYNAMIC, device: str = "cpu", log=print) -> Path:
+              strategies: tuple[str, ...] = DYNAMIC,
+              fixed_grid: tuple[tuple[float, float, float], ...] = FIXED_GRID, ablation: bool = True,
+              device: str = "cpu", log=print) -> Path:
     from edge_mtl.data.format import synthesize_once
     from edge_mtl.model.tritask import build_model
     from edge_mtl.study.cost import network_costs
@@ -43,10 +45,11 @@ def run_study(out: str | os.PathLike = "benchmarks/mtl_study", *, data: str | os
     out.mkdir(parents=True, exist_ok=True)
     sets = {"train": data / "train", "train_drop": data / "train_drop"}
     synthesize_once(sets["train"], train_num, seed=20000)
-    synthesize_once(sets["train_drop"], train_num, seed=20000, drop=DROP)
+    if ablation:
+        synthesize_once(sets["train_drop"], train_num, seed=20000, drop=DROP)
     val = synthesize_once(data / "val", val_num, seed=90000)[0]
     base = study_config(config, size, steps, batch_size)
-    runs = plan(seeds, strategies)
+    runs = plan(seeds, strategies, fixed_grid, ablation)
     results = []
     for k, run in enumerate(runs, 1):
         log(f"study: run {k}/{len(runs)} {run.name}")
