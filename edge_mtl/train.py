@@ -371,7 +371,9 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
         cfg.save(out / "config.yaml")
         _start_log(log_path, step if same_run else 0)  # only this run's own rows are kept
         write_atomic(out / "data_check.json", to_json(checks_report(checks), indent=2) + "\n")
-    buffers = [b for b in (*model.buffers(), *weighting.buffers()) if b.is_floating_point()]
+    # what a skipped step puts back: BatchNorm statistics and the strategy's whole state
+    strategy_state = list(weighting.buffers())
+    buffers = [b for b in model.buffers() if b.is_floating_point()] + strategy_state
     saved_buffers = [b.detach().clone() for b in buffers]
 
     def checkpoint(seen_total: torch.Tensor, recalibrated: bool = False) -> Path:
@@ -439,6 +441,7 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
                 # fp16 gradients overflowed: GradScaler skips and halves its scale (a few in a row
                 # are normal; more mean the gradient itself is not finite: a bad step below)
                 amp_overflows, overflows_in_a_row = amp_overflows + 1, overflows_in_a_row + 1
+                _copy(strategy_state, saved_buffers[len(buffers) - len(strategy_state):])
             else:  # the step is skipped: weights untouched, BatchNorm statistics put back
                 _copy(buffers, saved_buffers)
                 bad_steps, in_a_row = bad_steps + 1, in_a_row + 1
@@ -464,7 +467,7 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
                        "bad_steps": bad_steps}
                 row |= {f"seen_{t}": int(seen_total[:, 1 + k].sum()) for k, t in enumerate(TASKS)}
                 row |= {f"loss_{t}": f"{float(v.detach()):.4f}" for t, v in losses.items()}
-                row |= {f"weight_{t}": f"{w:.3f}" for t, w in weighting.current_weights(step).items()}
+                row |= {f"weight_{t}": f"{w:.3f}" for t, w in weighting.current_weights(step - 1).items()}
                 row |= {"step_ms": f"{1000 * (now - tick) / max(step - tick_step, 1):.1f}"}
                 row |= {k: f"{v:.4g}" for k, v in diagnostics.items()}
                 diagnostics = {}

@@ -19,7 +19,9 @@ class TriTaskNet(nn.Module):
     det_logits [B, N, C] class logits per anchor point; det_boxes [B, N, 4] xyxy in input
     pixels; lane_logits [B, 1, H/2, W/2]; depth [B, 1, H/4, W/4] metres.
     ``keep_features=True`` keeps in ``self.features`` the trunk's (backbone + FPN) outputs that
-    the heads read, (c2, c4, p3, p4, p5), for per-task gradients at the shared representation.
+    the heads read, (c2, c4, p3, p4, p5), for per-task gradients at the shared representation:
+    as aliases the trunk itself does not read (c2 also feeds c4 and the FPN), so the gradient at
+    each is the heads' alone and a backward from all of them counts every path once.
     An attribute, not an output: DDP passes outputs through its own autograd node, and the
     heads' graph would not reach those copies.
     """
@@ -44,6 +46,8 @@ class TriTaskNet(nn.Module):
     def forward(self, image: torch.Tensor, keep_features: bool = False) -> dict[str, torch.Tensor]:
         c2, c4, c8, c16, c32 = self.backbone(image)
         p3, p4, p5 = self.neck([c8, c16, c32])
+        if keep_features:  # aliases that only the heads read: d L / d alias is the heads' path alone
+            c2, c4, p3, p4, p5 = (t.view_as(t) for t in (c2, c4, p3, p4, p5))
         logits, boxes = self.det_head([p3, p4, p5], image.shape[-2], image.shape[-1])
         f4 = self.decoder(p3, c4)
         self.features = (c2, c4, p3, p4, p5) if keep_features else None

@@ -35,13 +35,19 @@ class TaskSlice(nn.Module):
 def unused_children(net: nn.Module, tasks: tuple[str, ...], image: torch.Tensor) -> list[str]:
     """Top-level children of ``net`` that none of ``tasks``' outputs depend on."""
     sliced = TaskSlice(net, tasks)
+    frozen = [p for p in net.parameters() if not p.requires_grad]
+    for p in frozen:  # a frozen block is still used: let the probe reach it
+        p.requires_grad_(True)
     net.zero_grad(set_to_none=True)
-    with torch.enable_grad():
-        sum(o.float().sum() for o in sliced(image)).backward()
-    out = [name for name, child in net.named_children()
-           if any(True for _ in child.parameters()) and all(p.grad is None for p in child.parameters())]
-    net.zero_grad(set_to_none=True)
-    return out
+    try:
+        with torch.enable_grad():
+            sum(o.float().sum() for o in sliced(image)).backward()
+        return [name for name, child in net.named_children()
+                if any(True for _ in child.parameters()) and all(p.grad is None for p in child.parameters())]
+    finally:
+        net.zero_grad(set_to_none=True)
+        for p in frozen:
+            p.requires_grad_(False)
 
 
 def flops_by_child(net: nn.Module, image: torch.Tensor) -> tuple[int, dict[str, int]]:

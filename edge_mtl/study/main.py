@@ -49,7 +49,7 @@ def run_study(out: str | os.PathLike = "benchmarks/mtl_study", *, data: str | os
         synthesize_once(sets["train_drop"], train_num, seed=20000, drop=DROP)
     val = synthesize_once(data / "val", val_num, seed=90000)[0]
     base = study_config(config, size, steps, batch_size)
-    runs = plan(seeds, strategies, fixed_grid, ablation)
+    runs = plan(seeds, strategies, fixed_grid, ablation, dwa_period=max(1, steps // 10))
     results = []
     for k, run in enumerate(runs, 1):
         log(f"study: run {k}/{len(runs)} {run.name}")

@@ -27,8 +27,10 @@ class Run:
 
 
 def plan(seeds: int, strategies: tuple[str, ...] = DYNAMIC,
-         fixed_grid: tuple[tuple[float, float, float], ...] = FIXED_GRID, ablation: bool = True) -> list[Run]:
-    """Every run, seed by seed (so a study cut short still holds whole seeds of early groups)."""
+         fixed_grid: tuple[tuple[float, float, float], ...] = FIXED_GRID, ablation: bool = True,
+         dwa_period: int = 100) -> list[Run]:
+    """Every run, seed by seed (so a study cut short still holds whole seeds of early groups).
+    ``dwa_period``: DWA's window (its "epoch"), which a short study must shorten."""
     unknown = set(strategies) - set(DYNAMIC)
     if unknown:
         raise ValueError(f"unknown strategies {sorted(unknown)}; choose from {list(DYNAMIC)}")
@@ -39,8 +41,9 @@ def plan(seeds: int, strategies: tuple[str, ...] = DYNAMIC,
             runs.append(Run(f"single_{t}_s{seed}", "single", seed, "train",
                             common | {"train.tasks": [t], "weighting.strategy": "equal"}, f"single {t}"))
         for s in strategies:
+            options = {"weighting.options": {"period": dwa_period}} if s == "dwa" else {}
             runs.append(Run(f"{s}_s{seed}", "strategy", seed, "train",
-                            common | {"weighting.strategy": s}, s))
+                            common | {"weighting.strategy": s} | options, s))
         for w in fixed_grid:
             label = "fixed " + "/".join(f"{v:g}" for v in w)
             runs.append(Run(f"fixed_{'_'.join(f'{v:g}' for v in w)}_s{seed}", "fixed", seed, "train",

@@ -1,7 +1,7 @@
 """Delta m and the study's report: markdown, JSON and a Pareto plot.
 
-Delta m (Maninis et al. 2019; Vandenhende et al. 2021) of a configuration m against the
-single-task baselines b, over the K metrics k:
+Delta m (Maninis et al. 2019, with the sign of Navon et al. 2022 and LibMTL: lower is better) of
+a configuration m against the single-task baselines b, over the K metrics k:
 
     Delta m = 100 / K * sum_k (-1)^{l_k} (M_{m,k} - M_{b,k}) / M_{b,k}
 
@@ -54,7 +54,10 @@ def delta_m(result: dict[str, Any], base: dict[str, float]) -> tuple[float, floa
     rel: dict[str, list[float]] = defaultdict(list)
     for metric, (task, higher) in METRICS.items():
         b = base[metric]
-        change = (value(result, metric) - b) / b if b else 0.0
+        if not b:
+            raise ValueError(f"the single-task baseline's {metric} is 0: Delta m is undefined "
+                             "(train the study longer)")
+        change = (value(result, metric) - b) / b
         rel[task].append(-change if higher else change)
     flat = [v for vs in rel.values() for v in vs]
     return 100 * statistics.fmean(flat), 100 * statistics.fmean(statistics.fmean(v) for v in rel.values())
@@ -94,14 +97,22 @@ def verdict(rows: Sequence[dict[str, Any]], costs: dict[str, dict[str, float]]) 
     specialists = {k: sum(costs[t][k] for t in TASKS) for k in ("params", "cpu_ms")}
     share = {k: costs["all"][k] / specialists[k] for k in specialists}
     lines = [f"Best tri-task configuration: {best['label']}, Delta m {best['delta_m']:+.2f} % "
-             f"(+- {best['delta_m_std']:.2f} over {best['seeds']} seeds), at "
-             f"{100 * share['params']:.0f} % of the three single-task models' parameters and "
+             + (f"(+- {best['delta_m_std']:.2f} over {best['seeds']} seeds), at " if best["seeds"] > 1
+                else "(one seed: no spread), at ")
+             + f"{100 * share['params']:.0f} % of the three single-task models' parameters and "
              f"{100 * share['cpu_ms']:.0f} % of their CPU latency."]
     if best_fixed is not None and dynamic:
-        winners = [r["label"] for r in dynamic if r["delta_m"] < best_fixed["delta_m"]]
-        lines.append(f"Best fixed weighting: {best_fixed['label']} ({best_fixed['delta_m']:+.2f} %). "
-                     + (f"Dynamic strategies that beat it: {', '.join(winners)}." if winners else
-                        "No dynamic strategy beats the tuned fixed weights at this budget."))
+        winners = [r for r in dynamic if r["delta_m"] < best_fixed["delta_m"]]
+        clear = [r["label"] for r in winners if best_fixed["delta_m"] - r["delta_m"] > _noise(r, best_fixed)]
+        noisy = [r["label"] for r in winners if r["label"] not in clear]
+        text = f"Best fixed weighting: {best_fixed['label']} ({best_fixed['delta_m']:+.2f} %). "
+        if clear:
+            text += f"Dynamic strategies that beat it by more than the seeds' spread: {', '.join(clear)}. "
+        else:
+            text += "No dynamic strategy beats the tuned fixed weights by more than the seeds' spread. "
+        if noisy:
+            text += f"Ahead within the spread (not a win): {', '.join(noisy)}."
+        lines.append(text.strip())
     rlw = next((r for r in tri if r["label"] == "rlw"), None)
     if rlw is not None:
         below = [r["label"] for r in dynamic if r["delta_m"] > rlw["delta_m"]]
@@ -120,6 +131,11 @@ def verdict(rows: Sequence[dict[str, Any]], costs: dict[str, dict[str, float]]) 
         lines.append("Missing labels (50 % of each task's labels dropped), masked vs as background: "
                      + "; ".join(ahead) + ".")
     return lines
+
+
+def _noise(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """The spread two configurations' Delta m must differ by to count: their seeds' pooled std."""
+    return ((a["delta_m_std"] ** 2 + b["delta_m_std"] ** 2) / 2) ** 0.5
 
 
 def markdown(rows: Sequence[dict[str, Any]], costs: dict[str, dict[str, float]],

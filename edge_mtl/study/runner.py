@@ -35,15 +35,21 @@ def execute(run: Run, base: Config, study: Path, data: dict[str, Path], val: Pat
             log=print) -> dict[str, Any]:
     folder = study / "runs" / run.name
     done = folder / "result.json"
-    if done.exists():
-        return json.loads(done.read_text())
     cfg = run_config(base, run, folder, data[run.data])
+    if done.exists():
+        kept = json.loads(done.read_text())
+        if kept.get("config") != cfg.to_dict():
+            raise ValueError(f"{done} was made with another budget or recipe than this study's; "
+                             "choose another --out (or delete that run folder) to rerun it")
+        return kept
     config_path = study / "configs" / f"{run.name}.yaml"
     config_path.parent.mkdir(parents=True, exist_ok=True)
     cfg.save(config_path)
     cmd = [sys.executable, "-m", "edge_mtl.cli", "train", "--config", str(config_path)]
     if (folder / "last.pt").exists():
         cmd += ["--resume", str(folder / "last.pt")]
+    elif folder.exists():  # killed before its first checkpoint: start it again
+        cmd += ["--force"]
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     log(f"study: training {run.name}")
@@ -60,10 +66,11 @@ def execute(run: Run, base: Config, study: Path, data: dict[str, Path], val: Pat
 
     metrics = evaluate(folder / "last.pt", val, progress=False, device=device)["metrics"]
     result = {
-        "name": run.name, "group": run.group, "label": run.label, "seed": run.seed,
+        "name": run.name, "group": run.group, "label": run.label, "seed": run.seed, "config": cfg.to_dict(),
         "metrics": {t: {k: metrics[t][k] for k in keys} for t, keys in METRICS.items()},
-        "train_seconds": round(seconds, 1),
-        # ru_maxrss is in KiB on Linux: the child's peak resident memory (host memory on a GPU)
+        "train_seconds": round(seconds, 1),  # of the last (resumed) segment
+        # ru_maxrss is in KiB on Linux: the peak resident memory of the training process or of
+        # its largest data worker (not their sum; host memory on a GPU); of the last segment
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "step_ms": _median_step_ms(folder / "log.csv"),
     }

@@ -28,7 +28,9 @@ class UncertaintyWeighting(LossWeighting):
                 values: Mapping[str, float] | None = None) -> torch.Tensor:
         if not losses:
             raise ValueError("no task loss to weight: the batch carries no label at all")
-        return sum(torch.exp(-self.log_vars[t]) * v + self.log_vars[t] for t, v in losses.items())
+        # a zero stand-in (a task only other DDP ranks hold) adds no term: no +s_t either
+        return sum(torch.exp(-self.log_vars[t]) * v + self.log_vars[t] for t, v in losses.items()
+                   if v.requires_grad or values is None)
 
     def current_weights(self, step: int) -> dict[str, float]:
         return {t: float(torch.exp(-s.detach())) for t, s in self.log_vars.items()}
