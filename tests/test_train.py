@@ -225,3 +225,21 @@ def test_train_with_any_strategy_logs_weights_and_gradient_diagnostics(tmp_path,
     cfg.train.steps = 5
     resumed = read_checkpoint(train(cfg, resume=str(ckpt), progress=False))
     assert resumed["step"] == 5 and set(resumed["weighting"]) == set(state["weighting"])
+
+
+def test_tensorboard_mirrors_the_log_when_installed(tmp_path, tiny_dataset):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = tiny_config(tiny_dataset, str(tmp_path / "run"), steps=2)
+    cfg.train.diag_every = 1
+    train(cfg, progress=False)
+    events = EventAccumulator(str(tmp_path / "run" / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"loss/loss_det", "weight/weight_lane", "gnorm/gnorm_depth", "step/step_ms"} <= tags
+    assert [e.step for e in events.Scalars("loss/loss_det")] == [1, 2]
+    off = tiny_config(tiny_dataset, str(tmp_path / "off"), steps=1)
+    off.train.tensorboard = False
+    train(off, progress=False)
+    assert not (tmp_path / "off" / "tb").exists()
