@@ -221,6 +221,15 @@ def _cmd_real_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_adapt_bn(args: argparse.Namespace) -> int:
+    from edge_mtl.adapt import adapt_bn
+
+    summary = adapt_bn(args.checkpoint, args.source, args.out, every=args.every)
+    print(f"{args.out}: BatchNorm statistics of {summary['re_estimated']} of {summary['batchnorm_layers']} "
+          f"layers re-estimated on {summary['frames']} frames of {', '.join(summary['sources'])}")
+    return 0
+
+
 def _cmd_study(args: argparse.Namespace) -> int:
     from edge_mtl.study.main import run_study
 
@@ -443,6 +452,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="frames per video or folder, evenly spaced (default: %(default)s)")
     _backend_args(rc, default_device="cpu")
     rc.set_defaults(func=_cmd_real_check)
+
+    ab = sub.add_parser("adapt-bn", help="re-estimate a checkpoint's BatchNorm statistics on unlabelled "
+                                         "frames of the target domain (AdaBN; no weight changes)")
+    ab.add_argument("checkpoint", help="a training checkpoint or release file (.pt)")
+    ab.add_argument("--source", action="append", required=True,
+                    help="an image folder or a video file (repeatable)")
+    ab.add_argument("--out", required=True, help="the adapted checkpoint to write")
+    ab.add_argument("--every", type=positive_int, default=1, help="use every N-th frame (default: 1)")
+    ab.set_defaults(func=_cmd_adapt_bn)
 
     st = sub.add_parser("study", help="the multi-task evidence: single-task models vs the tri-task model "
                                       "under every weighting strategy, fixed weights, random weights and "

@@ -14,7 +14,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -50,6 +50,38 @@ def _setup_distributed() -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
+def reestimate_bn(model: torch.nn.Module, images: Iterable[torch.Tensor]) -> int:
+    """Every BatchNorm's running statistics recomputed as the cumulative average over the
+    ``images`` batches (in train mode, no gradient); returns the number of batches. A BatchNorm
+    in eval mode during training (a frozen backbone block) keeps its statistics: the loop is
+    `torch.optim.swa_utils.update_bn`'s, which would reset those too. No batch at all (0 is
+    returned), or any error, leaves every statistic as it was."""
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    was_training = model.training
+    model.train()
+    momenta = {m: m.momentum for m in model.modules()
+               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training}
+    used = 0
+    try:
+        for m in momenta:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average
+        with torch.no_grad():
+            for image in images:
+                model(image)
+                used += 1
+        if not used:
+            model.load_state_dict(state)
+    except BaseException:
+        model.load_state_dict(state)  # the statistics as they were
+        raise
+    finally:
+        for m, momentum in momenta.items():
+            m.momentum = momentum
+        model.train(was_training)
+    return used
+
+
 def recalibrate_bn(model: torch.nn.Module, dataset: MultiTaskDataset, batches: int,
                    batch_size: int, device: torch.device, workers: int = 0) -> list[BadSample]:
     """Precise BN: recompute every BatchNorm's running statistics on full-size training images
@@ -60,8 +92,6 @@ def recalibrate_bn(model: torch.nn.Module, dataset: MultiTaskDataset, batches: i
 
     torchvision's MobileNets use BN momentum 0.01, so after training from scratch the running
     statistics trail the weights by hundreds of steps and eval-mode outputs are far off.
-    A BatchNorm in eval mode during training (a frozen backbone block) keeps its statistics:
-    the loop below is `torch.optim.swa_utils.update_bn`'s, which would reset those too.
     """
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=True, collate_fn=collate_skipping, num_workers=workers,
@@ -76,31 +106,11 @@ def recalibrate_bn(model: torch.nn.Module, dataset: MultiTaskDataset, batches: i
                 used[0] += 1
                 yield batch.image.to(device)
 
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    was_training = model.training
-    model.train()
-    momenta = {m: m.momentum for m in model.modules()
-               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training}
-    try:
-        for m in momenta:
-            m.reset_running_stats()
-            m.momentum = None  # a cumulative average
-        with torch.no_grad():
-            for image in images():
-                model(image)
-        for m, momentum in momenta.items():
-            m.momentum = momentum
-        model.train(was_training)
-        if not used[0]:
-            first = f"; first: {skipped[0].reason}" if skipped else ""
-            names = ", ".join(map(repr, dataset.readers))
-            raise DatasetError(f"{names}: BatchNorm re-estimation read no batch{first}")
-    except BaseException:
-        model.load_state_dict(state)  # the statistics and BN momenta as they were
-        for m, momentum in momenta.items():
-            m.momentum = momentum
-        model.train(was_training)
-        raise
+    reestimate_bn(model, images())
+    if not used[0]:
+        first = f"; first: {skipped[0].reason}" if skipped else ""
+        names = ", ".join(map(repr, dataset.readers))
+        raise DatasetError(f"{names}: BatchNorm re-estimation read no batch{first}")
     return skipped
 
 
