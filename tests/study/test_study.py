@@ -73,7 +73,11 @@ def test_the_verdict_says_when_no_dynamic_strategy_beats_fixed_weights():
     assert "masked NOT ahead" not in text and text.count("masked ahead") == 3
     rows_win = summarise([*singles(), result("fixed 2/1/1", "fixed", scale=1.01),
                           result("famo", "strategy", scale=1.05)])
-    assert "Dynamic strategies that beat it: famo" in " ".join(verdict(rows_win, costs))
+    assert "beat it by more than the seeds' spread: famo" in " ".join(verdict(rows_win, costs))
+    close = [*singles(), *singles(1), result("fixed 2/1/1", "fixed", scale=1.01),
+             result("famo", "strategy", scale=1.03), result("famo", "strategy", seed=1, scale=0.995)]
+    text = " ".join(verdict(summarise(close), costs))  # ahead on the mean, not beyond the spread
+    assert "Ahead within the spread (not a win): famo" in text and "No dynamic strategy beats" in text
 
 
 def test_each_task_slice_costs_less_than_the_whole_network():
