@@ -12,7 +12,7 @@ from typing import Any
 from edge_mtl.config import Config
 from edge_mtl.files import to_json, write_atomic
 from edge_mtl.study.plan import DYNAMIC, FIXED_GRID, plan
-from edge_mtl.study.report import markdown, pareto_plot, summarise
+from edge_mtl.study.report import excluded, markdown, pareto_plot, summarise
 from edge_mtl.study.runner import execute
 
 DROP = {"det": 0.5, "lane": 0.5, "depth": 0.5}
@@ -68,8 +68,9 @@ def run_study(out: str | os.PathLike = "benchmarks/mtl_study", *, data: str | os
         "seeds": seeds, "host": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads",
         "wall time": f"{(time.perf_counter() - start) / 60:.1f} min",
     }
-    report = {"schema": "edge_mtl.study/1", "setup": setup, "costs": costs, "summary": rows, "runs": results}
+    report = {"schema": "edge_mtl.study/1", "setup": setup, "costs": costs, "summary": rows,
+              "excluded_metrics": excluded(results), "runs": results}
     write_atomic(out / "study.json", to_json(report, indent=2) + "\n")
     pareto_plot(rows, out / "pareto.png")
-    write_atomic(out / "README.md", markdown(rows, costs, setup))
+    write_atomic(out / "README.md", markdown(rows, costs, setup, excluded(results)))
     return out / "README.md"

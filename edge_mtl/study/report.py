@@ -54,13 +54,19 @@ def delta_m(result: dict[str, Any], base: dict[str, float]) -> tuple[float, floa
     rel: dict[str, list[float]] = defaultdict(list)
     for metric, (task, higher) in METRICS.items():
         b = base[metric]
-        if not b:
-            raise ValueError(f"the single-task baseline's {metric} is 0: Delta m is undefined "
-                             "(train the study longer)")
+        if not b:  # no relative change from 0: left out, and the report says so (`excluded`)
+            continue
         change = (value(result, metric) - b) / b
         rel[task].append(-change if higher else change)
     flat = [v for vs in rel.values() for v in vs]
+    if not flat:
+        raise ValueError("every single-task baseline metric is 0: Delta m is undefined (train longer)")
     return 100 * statistics.fmean(flat), 100 * statistics.fmean(statistics.fmean(v) for v in rel.values())
+
+
+def excluded(results: Sequence[dict[str, Any]]) -> list[str]:
+    """Metrics left out of Delta m because the single-task baseline scored 0 on them."""
+    return [m for m, b in baselines(results).items() if not b]
 
 
 def summarise(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -139,7 +145,7 @@ def _noise(a: dict[str, Any], b: dict[str, Any]) -> float:
 
 
 def markdown(rows: Sequence[dict[str, Any]], costs: dict[str, dict[str, float]],
-             setup: dict[str, Any]) -> str:
+             setup: dict[str, Any], left_out: Sequence[str] = ()) -> str:
     head = ("| configuration | group | det mAP@0.5 | lane IoU | depth AbsRel | Delta m % "
             "| Delta m task-avg % | step ms | peak RSS MB |\n|---|---|---|---|---|---|---|---|---|\n")
     body = ""
@@ -153,7 +159,11 @@ def markdown(rows: Sequence[dict[str, Any]], costs: dict[str, dict[str, float]],
     for name, c in costs.items():
         network = "tri-task" if name == "all" else f"single {name}"
         cost += f"| {network} | {c['params'] / 1e6:.2f} M | {c['gflops']:.2f} | {c['cpu_ms']:.1f} |\n"
-    lines = "\n".join(f"- {line}" for line in verdict(rows, costs))
+    notes = verdict(rows, costs)
+    if left_out:
+        notes.append(f"Left out of Delta m (the single-task baseline scored 0): {', '.join(left_out)}; "
+                     "the budget is too small for them.")
+    lines = "\n".join(f"- {line}" for line in notes)
     setup_text = "\n".join(f"- {k}: {v}" for k, v in setup.items())
     return (f"# Multi-task weighting study\n\n{lines}\n\n## Setup\n\n{setup_text}\n\n## Results\n\n"
             f"Single-task rows show each model's own task only in Delta m's baseline. {FORMULA}\n\n"

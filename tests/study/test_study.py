@@ -55,6 +55,11 @@ def test_delta_m_is_zero_at_the_baseline_and_signed_by_better_or_worse():
     one = result("one", "strategy", det__map50=0.8 * 0.9)
     dm, task_avg = delta_m(one, base)
     assert dm == pytest.approx(10 / 7) and task_avg == pytest.approx(10 / 2 / 3)
+    from edge_mtl.study.report import excluded
+
+    zero = [result("single det", "single", det__map50=0.0), *singles()[1:]]
+    assert excluded(zero) == ["det.map50"]  # no relative change from 0: left out, and said
+    assert delta_m(one, baselines(zero))[0] == pytest.approx(0.0)
 
 
 def test_the_verdict_says_when_no_dynamic_strategy_beats_fixed_weights():
