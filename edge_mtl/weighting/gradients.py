@@ -36,13 +36,25 @@ def gram_matrix(grads: Sequence[Sequence[torch.Tensor | None]], inputs: Sequence
                 scale: float = 1.0, world: int = 1, source: str = "representation") -> torch.Tensor:
     """float64 [T, T] Gram of the per-task gradients ``grads`` (as `task_gradients` gives them,
     multiplied by ``scale``), reduced over DDP ranks as `task_gram` says."""
-    flats = [torch.cat([(torch.zeros_like(x) if g is None else g).reshape(-1).to(torch.float64)
-                        for g, x in zip(task, inputs, strict=True)]) / scale for task in grads]
-    g = torch.stack(flats)
-    if world > 1 and source == "parameters":
+    if world > 1 and source == "parameters":  # the global gradient is the ranks' mean: reduce it first
+        flats = [torch.cat([(torch.zeros_like(x) if g is None else g).reshape(-1).to(torch.float64)
+                            for g, x in zip(task, inputs, strict=True)]) / scale for task in grads]
+        g = torch.stack(flats)
         dist.all_reduce(g)
         g /= world
-    gram = g @ g.T
+        return g @ g.T
+    # block by block, in the gradients' own precision, each block's products summed in float64
+    gram = torch.zeros(len(grads), len(grads), dtype=torch.float64)
+    for k in range(len(inputs)):
+        rows = [t for t, task in enumerate(grads) if task[k] is not None]
+        if rows:
+            block = torch.stack([grads[t][k].reshape(-1) for t in rows]).float()
+            prod = (block @ block.T).double().cpu()
+            for a, i in enumerate(rows):
+                gram[i, rows] += prod[a]
+    gram /= scale * scale
+    if inputs:
+        gram = gram.to(inputs[0].device)
     if world > 1 and source == "representation":
         dist.all_reduce(gram)
         gram /= world * world
