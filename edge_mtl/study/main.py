@@ -31,7 +31,7 @@ def study_config(config: str, size: tuple[int, int], steps: int, batch_size: int
 
 
 def run_study(out: str | os.PathLike = "benchmarks/mtl_study", *, data: str | os.PathLike = "data/study",
-              config: str = "models/tritask_mnv3l.yaml", size: tuple[int, int] = (192, 320), steps: int = 300,
+              config: str = "models/tritask_mnv3l.yaml", size: tuple[int, int] = (160, 288), steps: int = 250,
               batch_size: int = 8, seeds: int = 2, train_num: int = 800, val_num: int = 200,
               strategies: tuple[str, ...] = DYNAMIC,
               fixed_grid: tuple[tuple[float, float, float], ...] = FIXED_GRID, ablation: bool = True,
