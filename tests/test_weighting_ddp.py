@@ -46,7 +46,8 @@ def batch(step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     return x, targets
 
 
-def run(strategy: str, gradients: str, rank: int = 0, world: int = 1, drop_lane_on: int = -1) -> dict:
+def run(strategy: str, gradients: str, rank: int = 0, world: int = 1, drop_lane_on: int = -1,
+        empty_on: int = -1) -> dict:
     torch.manual_seed(0)
     model = Toy()
     net = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
@@ -57,6 +58,8 @@ def run(strategy: str, gradients: str, rank: int = 0, world: int = 1, drop_lane_
     for step in range(STEPS):
         x, targets = batch(step)
         tasks = [t for t in TASKS if not (t == "lane" and rank == drop_lane_on)]
+        if rank == empty_on and step == 2:  # this rank's batch holds no label at all
+            tasks = []
 
         def loss_fn(out, tasks=tasks, targets=targets):
             return {t: ((out[t] - targets[t][rows]) ** 2).mean() for t in tasks}
@@ -70,19 +73,20 @@ def run(strategy: str, gradients: str, rank: int = 0, world: int = 1, drop_lane_
     return {"params": {k: v.detach().clone() for k, v in model.state_dict().items()}, "weights": weights}
 
 
-def _worker(rank: int, world: int, store: str, strategy: str, gradients: str, drop_lane_on: int) -> None:
+def _worker(rank: int, world: int, store: str, strategy: str, gradients: str, drop_lane_on: int,
+            empty_on: int = -1) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
-        torch.save(run(strategy, gradients, rank, world, drop_lane_on), f"{store}.rank{rank}.pt")
+        torch.save(run(strategy, gradients, rank, world, drop_lane_on, empty_on), f"{store}.rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
 def two_ranks(tmp_path, strategy: str, gradients: str = "representation",
-              drop_lane_on: int = -1) -> list[dict]:
+              drop_lane_on: int = -1, empty_on: int = -1) -> list[dict]:
     store = str(tmp_path / "store")
-    mp.spawn(_worker, args=(2, store, strategy, gradients, drop_lane_on), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, store, strategy, gradients, drop_lane_on, empty_on), nprocs=2, join=True)
     return [torch.load(f"{store}.rank{r}.pt") for r in range(2)]
 
 
@@ -103,5 +107,14 @@ def test_two_processes_equal_one_process_with_the_joint_batch(tmp_path, strategy
 def test_ranks_agree_on_the_weights_when_one_lacks_a_task(tmp_path, strategy):
     ranks = two_ranks(tmp_path, strategy, drop_lane_on=1)
     assert ranks[0]["weights"] == ranks[1]["weights"]
+    for k, v in ranks[0]["params"].items():
+        torch.testing.assert_close(ranks[1]["params"][k], v)
+
+
+@pytest.mark.parametrize("strategy", ["equal", "upgrad"])
+def test_a_rank_without_any_label_steps_with_the_others(tmp_path, strategy):
+    ranks = two_ranks(tmp_path, strategy, empty_on=1)  # it would deadlock or raise without a backward
+    for got, expected in zip(ranks[1]["weights"], ranks[0]["weights"], strict=True):
+        assert got == pytest.approx(expected)
     for k, v in ranks[0]["params"].items():
         torch.testing.assert_close(ranks[1]["params"][k], v)

@@ -89,6 +89,10 @@ def weighted_loss(net: nn.Module, model: nn.Module, weighting: LossWeighting | G
             result.total = result.total.detach()
     else:
         result.total = weighting(losses, step, values if world > 1 else None)
+    if not result.total.requires_grad and result.grads is None:
+        # this rank holds none of the tasks the others hold: a zero that reaches every output, so
+        # that DDP's backward runs here too (its all-reduce would otherwise wait for this rank)
+        result.total = result.total + sum(0.0 * o.sum() for o in outputs.values() if o.requires_grad)
     if diagnose:
         if gram is None or not at_features:
             gram = task_gram(losses, features, loss_scale, world)
