@@ -403,7 +403,7 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
     bar = tqdm(total=tc.steps, initial=min(step, tc.steps), desc="train", unit="step",
                disable=not (progress and is_main))
     tick, images, in_a_row, saved_step, empty_in_a_row = time.perf_counter(), 0, 0, step, 0
-    tick_step, diagnostics = step, {}
+    tick_step, diagnostics, unlabelled_in_a_row = step, {}, 0
     mirror = TensorBoardMirror(out / "tb", tc.tensorboard and is_main)
     overflows_in_a_row = 0
     try:
@@ -436,6 +436,14 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
             diagnostics = result.diagnostics or diagnostics
             optimizer.zero_grad(set_to_none=True)
             result.backward(scaler)
+            if not losses:  # no batch of any rank holds a trained task: nothing to learn, no step
+                _copy(buffers, saved_buffers)
+                unlabelled_in_a_row += 1
+                if unlabelled_in_a_row > batches_per_epoch:
+                    raise DatasetError(f"{', '.join(tc.data)}: no batch held a label of train.tasks="
+                                       f"{list(tc.tasks)} for a whole pass over the data; stopped")
+                continue
+            unlabelled_in_a_row = 0
             if world > 1:
                 _average_gradients(weighting, world)
             scaler.unscale_(optimizer)

@@ -243,3 +243,23 @@ def test_tensorboard_mirrors_the_log_when_installed(tmp_path, tiny_dataset):
     off.train.tensorboard = False
     train(off, progress=False)
     assert not (tmp_path / "off" / "tb").exists()
+
+
+def test_batches_without_a_trained_task_are_passed_over_not_fatal(tmp_path):
+    """train.tasks=[det] on data where det is often missing: such batches take no step; data
+    with no det label at all stops after one pass, naming the tasks."""
+    from edge_mtl.data.format import DatasetError, synthesize
+
+    some = synthesize(tmp_path / "some", 8, seed=3, drop={"det": 0.6}, workers=1, progress=False)
+    cfg = tiny_config(str(some), str(tmp_path / "run"), steps=4)
+    cfg.train.tasks = ["det"]
+    state = read_checkpoint(train(cfg, progress=False))
+    assert state["step"] == 4
+    assert next(iter(state["seen"].values()))[0] > 4 * 2  # batches were read that took no step
+    rows = read_log(tmp_path / "run" / "log.csv")
+    assert all(r["loss_det"] and not r["loss_lane"] and not r["loss_depth"] for r in rows)
+    none = synthesize(tmp_path / "none", 4, seed=3, drop={"det": 1.0}, workers=1, progress=False)
+    cfg = tiny_config(str(none), str(tmp_path / "run2"), steps=3)
+    cfg.train.tasks = ["det"]
+    with pytest.raises(DatasetError, match=r"no batch held a label of train.tasks=\['det'\]"):
+        train(cfg, progress=False)

@@ -64,6 +64,9 @@ def weighted_loss(net: nn.Module, model: nn.Module, weighting: LossWeighting | G
     features = [f for f in features or () if f.requires_grad]
     losses, values = global_tasks(loss_fn(outputs), TASKS, world, device)
     result = WeightedLoss(losses, torch.zeros(()))
+    if not losses:  # no rank's batch holds a trained task: a zero to back (DDP), no strategy call
+        result.total = sum(0.0 * o.sum() for o in outputs.values() if o.requires_grad)
+        return result
     gram = None
     if by_gradients:
         one_pass = at_features and world == 1
