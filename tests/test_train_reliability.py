@@ -189,11 +189,12 @@ def test_resume_after_sigkill_at_a_random_moment_is_exact(tmp_path, tiny_dataset
     rng = random.Random(seed)
     kill_after = rng.randint(1, 12)  # log rows; after row 12 the run saves and re-estimates BN
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    log = tmp_path / "killed" / "log.csv"
+    log, first = tmp_path / "killed" / "log.csv", tmp_path / "killed" / "last.pt"
     deadline = time.monotonic() + 120
-    # the child's own progress picks the moment (its speed varies with the machine's load)
+    # the child's own progress picks the moment (its speed varies with the machine's load); the
+    # log row of a step is written before its checkpoint, so wait for the first checkpoint too
     while proc.poll() is None and time.monotonic() < deadline and \
-            (not log.exists() or len(log.read_text().splitlines()) < 1 + kill_after):
+            (not log.exists() or len(log.read_text().splitlines()) < 1 + kill_after or not first.exists()):
         time.sleep(0.005)
     time.sleep(rng.uniform(0.0, 0.05))  # anywhere in the next step (or the final save and BN)
     proc.send_signal(signal.SIGKILL)
