@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from edge_mtl.weighting.base import GramWeighting
+from edge_mtl.weighting.base import GramWeighting, gram_array
 
 SCALE_MODES = ("min", "median", "rmse")
 
@@ -30,8 +30,7 @@ class AlignedMTLWeighting(GramWeighting):
         self.scale_mode = scale_mode
 
     def weights(self, gram: torch.Tensor, losses: Mapping[str, torch.Tensor], step: int) -> torch.Tensor:
-        g = gram.detach().cpu().numpy()
-        g = (g + g.T) / 2
+        g = gram_array(gram)
         n = len(g)
         lam, vec = np.linalg.eigh(g)  # ascending
         if not lam[-1] > 0:

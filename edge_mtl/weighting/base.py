@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -42,6 +43,12 @@ def check_present(losses: Mapping[str, torch.Tensor], values: Mapping[str, float
     extra = set(losses) - set(values)
     if extra:
         raise ValueError(f"losses {sorted(extra)} have no value in {sorted(values)}")
+
+
+def gram_array(gram: torch.Tensor) -> np.ndarray:
+    """The Gram as a float64 numpy array, symmetrised (what every gradient-level method solves on)."""
+    g = gram.detach().cpu().numpy().astype(np.float64)
+    return (g + g.T) / 2
 
 
 class GramWeighting(nn.Module):

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
-from edge_mtl.weighting.base import GramWeighting
+from edge_mtl.weighting.base import GramWeighting, gram_array
 
 RESCALES = (0, 1, 2)
 
@@ -33,8 +33,7 @@ class CAGradWeighting(GramWeighting):
         self.c, self.rescale = float(c), int(rescale)
 
     def weights(self, gram: torch.Tensor, losses: Mapping[str, torch.Tensor], step: int) -> torch.Tensor:
-        g = gram.detach().cpu().numpy()
-        g = (g + g.T) / 2
+        g = gram_array(gram)
         n = len(g)
         divide = (1.0, 1.0 + self.c**2, 1.0 + self.c)[self.rescale]
         mean = np.full(n, 1.0 / n)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from edge_mtl.weighting.base import GramWeighting
+from edge_mtl.weighting.base import GramWeighting, gram_array
 
 # eigenvalues of the (mean-diagonal normalised) Gram below this fraction of the largest count as 0
 RCOND = 1e-10
@@ -23,12 +23,8 @@ class IMTLGWeighting(GramWeighting):
     two opposite gradients) and the weights are 0; with every gradient zero they are 1/T.
     """
 
-    def __init__(self, tasks: tuple[str, ...]):
-        super().__init__(tasks)
-
     def weights(self, gram: torch.Tensor, losses: Mapping[str, torch.Tensor], step: int) -> torch.Tensor:
-        g = gram.detach().cpu().numpy()
-        g = (g + g.T) / 2
+        g = gram_array(gram)
         n = len(g)
         scale = float(np.trace(g)) / n
         if not scale > 0:

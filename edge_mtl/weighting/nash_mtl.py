@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from edge_mtl.weighting.base import GramWeighting
+from edge_mtl.weighting.base import GramWeighting, gram_array
 
 # Tikhonov term added to the normalised Gram (||G||_F = 1) when the game has no solution (the
 # gradients are linearly dependent with opposite signs, e.g. g_1 = -g_2: alpha grows without bound)
@@ -72,8 +72,7 @@ class NashMTLWeighting(GramWeighting):
         idx = [self.tasks.index(t) for t in losses]
         present = torch.zeros_like(self.solved_for)
         present[idx] = True
-        g = gram.detach().cpu().numpy()
-        g = (g + g.T) / 2
+        g = gram_array(gram)
         if step % self.update_weights_every == 0 or not torch.equal(present, self.solved_for):
             self.alpha[idx] = torch.as_tensor(self._solve(g), dtype=torch.float64).to(self.alpha.device)
             self.solved_for.copy_(present)

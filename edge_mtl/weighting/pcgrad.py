@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from edge_mtl.weighting.base import GramWeighting
+from edge_mtl.weighting.base import GramWeighting, gram_array
 
 
 class PCGradWeighting(GramWeighting):
@@ -25,8 +25,7 @@ class PCGradWeighting(GramWeighting):
         self.seed = int(seed)
 
     def weights(self, gram: torch.Tensor, losses: Mapping[str, torch.Tensor], step: int) -> torch.Tensor:
-        g = gram.detach().cpu().numpy()
-        g = (g + g.T) / 2
+        g = gram_array(gram)
         n = len(g)
         zero = np.finfo(np.float64).eps * max(float(g.diagonal().max()), 0.0)
         gen = torch.Generator().manual_seed(self.seed + int(step))

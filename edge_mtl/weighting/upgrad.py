@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
-from edge_mtl.weighting.base import GramWeighting
+from edge_mtl.weighting.base import GramWeighting, gram_array
 
 
 class UPGradWeighting(GramWeighting):
@@ -23,12 +23,8 @@ class UPGradWeighting(GramWeighting):
     by its trace, which leaves the weights unchanged; with every gradient zero they are 1/T.
     """
 
-    def __init__(self, tasks: tuple[str, ...]):
-        super().__init__(tasks)
-
     def weights(self, gram: torch.Tensor, losses: Mapping[str, torch.Tensor], step: int) -> torch.Tensor:
-        g = gram.detach().cpu().numpy()
-        g = (g + g.T) / 2
+        g = gram_array(gram)
         n = len(g)
         trace = float(np.trace(g))
         w = np.full(n, 1.0 / n)
