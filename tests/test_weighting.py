@@ -207,8 +207,19 @@ def test_famo_favours_the_task_whose_loss_falls_least_and_resumes_exactly():
     famo = dynamic("famo", lr=0.05)
     for step in range(200):  # det falls fast, lane stays: lane's share z grows
         famo({"det": torch.tensor(5.0 * 0.97**step), "lane": torch.tensor(1.0)}, step)
-    z = famo.current_weights(0)
-    assert z["lane"] > z["det"] and z["depth"] == pytest.approx(z["depth"])
+    z = famo.shares()
+    assert z["lane"] > z["det"] and float(famo.logits[famo.tasks.index("depth")]) == 0.0  # never seen
+    # the logged weight is the multiplier the last step applied to each loss
+    last = {"det": torch.tensor(5.0 * 0.97**199, requires_grad=True),
+            "lane": torch.tensor(1.0, requires_grad=True)}
+    logged = famo.current_weights(199)
+    assert logged["depth"] == 1.0
+    probe = dynamic("famo", lr=0.05)
+    probe.load_state_dict(famo.state_dict())
+    probe.previous[:] = math.nan  # the same weights without learning from this batch again
+    probe(last, 199).backward()
+    assert logged["det"] == pytest.approx(float(last["det"].grad), rel=1e-6)  # float32 graph
+    assert logged["lane"] == pytest.approx(float(last["lane"].grad), rel=1e-6)
     again = dynamic("famo", lr=0.05)
     again.load_state_dict(famo.state_dict())
     nxt = {"det": torch.tensor(0.01), "lane": torch.tensor(1.0)}

@@ -32,8 +32,10 @@ class TaskSlice(nn.Module):
         return tuple(out[n] for n in self.names)
 
 
-def unused_children(net: nn.Module, tasks: tuple[str, ...], image: torch.Tensor) -> list[str]:
-    """Top-level children of ``net`` that none of ``tasks``' outputs depend on."""
+def unused_modules(net: nn.Module, tasks: tuple[str, ...], image: torch.Tensor) -> list[str]:
+    """The largest submodules of ``net`` that none of ``tasks``' outputs depend on (every
+    parameter of theirs gets no gradient), e.g. the FPN's stride-16/32 output convolutions for
+    lane or depth, which read only P3."""
     sliced = TaskSlice(net, tasks)
     frozen = [p for p in net.parameters() if not p.requires_grad]
     for p in frozen:  # a frozen block is still used: let the probe reach it
@@ -42,16 +44,21 @@ def unused_children(net: nn.Module, tasks: tuple[str, ...], image: torch.Tensor)
     try:
         with torch.enable_grad():
             sum(o.float().sum() for o in sliced(image)).backward()
-        return [name for name, child in net.named_children()
-                if any(True for _ in child.parameters()) and all(p.grad is None for p in child.parameters())]
+        unused: list[str] = []
+        for name, module in net.named_modules():
+            params = list(module.parameters())
+            inside = any(name.startswith(u + ".") for u in unused)
+            if name and params and not inside and all(p.grad is None for p in params):
+                unused.append(name)
+        return unused
     finally:
         net.zero_grad(set_to_none=True)
         for p in frozen:
             p.requires_grad_(False)
 
 
-def flops_by_child(net: nn.Module, image: torch.Tensor) -> tuple[int, dict[str, int]]:
-    """Total FLOPs of one forward, and each top-level child's share."""
+def flops_by_module(net: nn.Module, image: torch.Tensor) -> tuple[int, dict[str, int]]:
+    """Total FLOPs of one forward, and each submodule's (by its name in ``named_modules``)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
@@ -60,7 +67,7 @@ def flops_by_child(net: nn.Module, image: torch.Tensor) -> tuple[int, dict[str, 
     counts = counter.get_flop_counts()
     root = type(net).__name__
     return int(counter.get_total_flops()), {
-        name: int(sum(counts.get(f"{root}.{name}", {}).values())) for name, _ in net.named_children()}
+        name: int(sum(counts.get(f"{root}.{name}", {}).values())) for name, _ in net.named_modules() if name}
 
 
 def ort_latency_ms(module: nn.Module, image: torch.Tensor, runs: int = 30, threads: int = 2) -> float:
@@ -92,11 +99,12 @@ def network_costs(model: nn.Module, size: tuple[int, int], runs: int = 30) -> di
     heads, as a single-task model would be): parameters, GFLOPs, onnxruntime CPU ms."""
     model = model.eval()
     image = torch.zeros(1, 3, *size)
-    total, by_child = flops_by_child(model, image)
+    total, by_module = flops_by_module(model, image)
     out = {}
     for name, tasks in [("all", TASKS), *[(t, (t,)) for t in TASKS]]:
-        unused = unused_children(model, tasks, image)
-        params = sum(p.numel() for n, c in model.named_children() if n not in unused for p in c.parameters())
-        out[name] = {"params": params, "gflops": (total - sum(by_child[n] for n in unused)) / 1e9,
+        unused = unused_modules(model, tasks, image)
+        dropped = {id(p) for u in unused for p in model.get_submodule(u).parameters()}
+        params = sum(p.numel() for p in model.parameters() if id(p) not in dropped)
+        out[name] = {"params": params, "gflops": (total - sum(by_module[u] for u in unused)) / 1e9,
                      "cpu_ms": ort_latency_ms(TaskSlice(model, tasks), image, runs)}
     return out

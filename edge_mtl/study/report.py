@@ -166,7 +166,9 @@ def markdown(rows: Sequence[dict[str, Any]], costs: dict[str, dict[str, float]],
     lines = "\n".join(f"- {line}" for line in notes)
     setup_text = "\n".join(f"- {k}: {v}" for k, v in setup.items())
     return (f"# Multi-task weighting study\n\n{lines}\n\n## Setup\n\n{setup_text}\n\n## Results\n\n"
-            f"Single-task rows show each model's own task only in Delta m's baseline. {FORMULA}\n\n"
+            f"Single-task rows show each model's own task only in Delta m's baseline. {FORMULA} "
+            "Step ms is one training step of the tri-task network (a single-task run still runs the "
+            "other heads' forward, not their backward); the cost table gives each slice alone.\n\n"
             f"{head}{body}\n## Cost\n\n{cost}\n![Pareto](pareto.png)\n")
 
 

@@ -64,4 +64,5 @@ class DWAWeighting(LossWeighting):
         self.window_index.fill_(index)
 
     def current_weights(self, step: int) -> dict[str, float]:
+        """The weights of a batch that holds every task (a partial batch renormalises its share)."""
         return dict(zip(self.tasks, self.weights_for(list(self.tasks)).tolist(), strict=True))

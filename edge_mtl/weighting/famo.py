@@ -36,6 +36,7 @@ class FAMOWeighting(LossWeighting):
         self.register_buffer("moments", torch.zeros(n, 2, dtype=torch.float64))  # Adam m, v
         self.register_buffer("updates", torch.zeros(n, dtype=torch.long))  # Adam's t, per task
         self.register_buffer("previous", torch.full((n,), math.nan, dtype=torch.float64))  # log L
+        self._last = {t: 1.0 for t in self.tasks}  # d total / d L_t at the last batch with the task
 
     def forward(self, losses: Mapping[str, torch.Tensor], step: int,
                 values: Mapping[str, float] | None = None) -> torch.Tensor:
@@ -55,6 +56,7 @@ class FAMOWeighting(LossWeighting):
         z = torch.softmax(self.logits[idx], 0)
         c = float((z / (v + self.eps)).sum())
         share = dict(zip(names, (z / c).tolist(), strict=True))
+        self._last.update({t: share[t] / (values[t] + self.eps) for t in names})
         if own:
             return sum(share[t] * torch.log(loss + self.eps) for t, loss in losses.items())
         return sum(share[t] / (values[t] + self.eps) * loss for t, loss in losses.items())
@@ -76,6 +78,10 @@ class FAMOWeighting(LossWeighting):
             m_hat, v_hat = self.moments[i, 0] / (1 - b1**t), self.moments[i, 1] / (1 - b2**t)
             self.logits[i] -= self.lr * m_hat / (v_hat.sqrt() + 1e-8)
 
-    def current_weights(self, step: int) -> dict[str, float]:
-        """The softmax of the logits over every task (the loss-space share z_t)."""
+    def shares(self) -> dict[str, float]:
+        """The softmax of the logits over every task (the log-loss share z_t)."""
         return dict(zip(self.tasks, torch.softmax(self.logits, 0).tolist(), strict=True))
+
+    def current_weights(self, step: int) -> dict[str, float]:
+        """d total / d L_t at the last batch that held the task: z_t / (c (L_t + eps))."""
+        return dict(self._last)

@@ -33,4 +33,5 @@ class RandomWeighting(LossWeighting):
         return sum(len(values) * share[t] / total * v for t, v in losses.items())
 
     def current_weights(self, step: int) -> dict[str, float]:
+        """The weights of a batch that holds every task (a partial batch renormalises its share)."""
         return dict(zip(self.tasks, self.draw(step).tolist(), strict=True))

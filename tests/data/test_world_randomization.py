@@ -85,6 +85,19 @@ def test_sensor_effects_vary(scenes):
         assert np.std([getattr(x, field) for x in sn]) > 0
     wb = np.array([x.white_balance for x in sn])
     assert wb[:, 0].std() > 0.03 and wb[:, 2].std() > 0.03 and np.all(wb[:, 1] == 1)
+    linear = np.array([x.linear for x in sn])
+    assert abs(linear.mean() - DEFAULT.sensor.linear_p) < 0.08
+    ev = np.array([x.exposure_ev for x in sn])
+    assert ev[linear].mean() > ev[~linear].mean() + 0.2  # exposed for the shade
+
+
+def test_a_linear_response_burns_out_highlights():
+    scene = next(s for s in (sample_scene(np.random.default_rng(seed)) for seed in range(200))
+                 if s.light.time == "day" and not s.light.overcast)
+    frames = {lin: render(replace(scene, sensor=replace(scene.sensor, linear=lin, exposure_ev=0.5)))
+              for lin in (False, True)}
+    clipped = {lin: float((f.sample.image.max(axis=-1) == 255).mean()) for lin, f in frames.items()}
+    assert clipped[True] > clipped[False] + 0.02
 
 
 def test_roads_vary(scenes):
@@ -113,6 +126,12 @@ def test_surroundings_vary(scenes):
     rails = {sd.rail for s in scenes for sd in s.surroundings.sides}
     assert rails == {"none", "guardrail", "concrete", "wall"}
     assert frac(scenes, lambda s: any(sd.kerb > 0 for sd in s.surroundings.sides)) > 0.2
+    built = [sd for s in scenes if s.surroundings.setting in ("urban", "suburban")
+             for sd in s.surroundings.sides]
+    walls = [sd for sd in built if sd.rail == "wall"]
+    assert abs(len(walls) / len(built) - DEFAULT.surround.urban_wall_p) < 0.08
+    pale = np.mean([min(sd.rail_color) > 200 for sd in walls])
+    assert abs(pale - DEFAULT.surround.bright_wall_p) < 0.15
     assert {sd.verge for s in scenes for sd in s.surroundings.sides} == {
         "grass", "dry", "dirt", "gravel", "snow", "pavement"}
     assert {s.surroundings.skyline for s in scenes} == {"hills", "treeline", "city", "flat"}

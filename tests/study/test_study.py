@@ -100,6 +100,25 @@ def test_each_task_slice_costs_less_than_the_whole_network():
     assert sum(costs[t]["params"] for t in ("det", "lane", "depth")) > whole["params"]
 
 
+def test_a_slice_leaves_out_exactly_the_layers_its_outputs_do_not_read():
+    from edge_mtl.model.tritask import build_model
+    from edge_mtl.study.cost import TaskSlice, unused_modules
+    from tests.helpers import TINY_SIZE, tiny_model_config
+
+    net = build_model(tiny_model_config()).eval()
+    image = torch.zeros(1, 3, *TINY_SIZE)
+    lane = unused_modules(net, ("lane",), image)
+    # lane reads P3 only: the FPN's stride-16/32 output convs go, the stride-8 one stays
+    assert {"det_head", "depth_head", "neck.fpn.layer_blocks.1", "neck.fpn.layer_blocks.2"} <= set(lane)
+    kept = ("backbone", "decoder", "lane_head", "neck.fpn.layer_blocks.0")
+    assert not any(u.startswith(kept) for u in lane)
+    assert "neck.fpn.layer_blocks.1" not in unused_modules(net, ("det",), image)
+    assert unused_modules(net, ("det", "lane", "depth"), image) == []
+    sum(o.sum() for o in TaskSlice(net, ("lane",))(image)).backward()
+    dropped = {id(p) for u in lane for p in net.get_submodule(u).parameters()}
+    assert all((p.grad is None) == (id(p) in dropped) for p in net.parameters())
+
+
 @pytest.mark.slow
 def test_a_tiny_study_end_to_end(tmp_path):
     from edge_mtl.config import Config

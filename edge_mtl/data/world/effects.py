@@ -226,7 +226,8 @@ def _vignette(cam, strength: float) -> np.ndarray:
 
 def expose(scene: Scene, planes: np.ndarray) -> tuple[np.ndarray | None, float]:
     """Auto exposure (log-average key, EV offset), white balance, vignetting, and the filmic
-    tone curve with display gamma, in place on planar linear radiance [3, H, W].
+    tone curve (or a hard-clipped linear response) with display gamma, in place on planar
+    linear radiance [3, H, W].
 
     Returns the bloom source (what exceeded white, at quarter resolution, [h/4, w/4, 3]) or
     None, and the gain over a sunny frame's exposure (it amplifies the noise)."""
@@ -250,9 +251,12 @@ def expose(scene: Scene, planes: np.ndarray) -> tuple[np.ndarray | None, float]:
         small = cv2.resize(a, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
         hot.append(cv2.max(small - 1.0, 0.0))
         np.maximum(a, 0.0, out=a)
-        np.add(a, 1.0, out=tmp)
-        np.divide(a, tmp, out=a)
-        a *= np.float32(1.25)
+        if sn.linear:  # hard clip: highlights burn out
+            np.minimum(a, 1.0, out=a)
+        else:  # filmic shoulder
+            np.add(a, 1.0, out=tmp)
+            np.divide(a, tmp, out=a)
+            a *= np.float32(1.25)
         np.sqrt(a, out=a)
     bloom = cv2.merge(hot)
     return (bloom if bloom.max() > 0 else None), max(1.0, k / _REF_EXPOSURE)

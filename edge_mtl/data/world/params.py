@@ -65,6 +65,9 @@ class SurroundParams:
     guard_rail_p: float = 0.5  # rural / highway
     barrier_p: float = 0.4  # concrete barrier (highway, median)
     wall_p: float = 0.2  # noise barrier / wall
+    urban_wall_p: float = 0.35  # urban / suburban: a wall or fence at the back of the sidewalk
+    urban_wall_height: Range = (1.2, 3.5)
+    bright_wall_p: float = 0.5  # of those: whitewashed / pale render (burns out in low sun, like the sky)
     poles_per_100m: Range = (0.0, 5.0)
     signs_per_100m: Range = (0.0, 3.0)
     snow_p: float = 0.06  # snow on the verges
@@ -77,7 +80,7 @@ class TrafficParams:
     gap_mean: Range = (12.0, 45.0)  # mean headway per scene, metres
     max_vehicles: int = 16
     alongside_p: float = 0.35  # a car in an adjacent lane level with the camera
-    parked_p: float = 0.45  # urban / suburban scenes with cars parked at the kerb
+    parked_p: float = 0.6  # urban / suburban scenes with cars parked at the kerb
     parked_gap: Range = (1.0, 12.0)
     pedestrians: tuple[int, int] = (0, 8)  # urban; fewer elsewhere
     crossing_p: float = 0.15  # a pedestrian on the carriageway
@@ -107,6 +110,10 @@ class WeatherParams:
 @dataclass(frozen=True)
 class SensorParams:
     exposure_ev: float = 0.35  # normal sigma around auto exposure
+    # A machine-vision response (KITTI's Flea2, many dashcams): linear with a hard clip instead of
+    # the filmic shoulder, often exposed for the shaded road so that sky and pale walls burn out.
+    linear_p: float = 0.3
+    linear_bias_ev: Range = (0.0, 0.9)  # extra exposure of those frames
     white_balance: Range = (0.88, 1.12)  # blue / red gains relative to green
     saturation: Range = (0.7, 1.25)
     optics_blur: Range = (0.3, 1.1)  # Gaussian sigma, pixels

@@ -170,6 +170,7 @@ class Weather:
 @dataclass(frozen=True)
 class Sensor:
     exposure_ev: float
+    linear: bool  # hard-clipped linear response instead of the filmic tone curve
     white_balance: tuple[float, float, float]  # BGR gains
     saturation: float
     blur_sigma: float
@@ -476,12 +477,15 @@ def sample_surroundings(rng: np.random.Generator, setting: str, params: Randomiz
             elif setting == "highway" and r < sp.guard_rail_p + sp.wall_p:
                 rail, rail_h = "wall", float(rng.uniform(2.5, 5.0))
             rail_off = float(rng.uniform(0.4, 1.5)) if rail != "wall" else float(rng.uniform(2.0, 7.0))
-        elif setting == "suburban" and rng.random() < sp.wall_p:
-            rail, rail_h, rail_off = "wall", float(rng.uniform(1.0, 2.2)), float(rng.uniform(0.3, 3.0))
+        elif setting in ("urban", "suburban") and rng.random() < sp.urban_wall_p:
+            rail, rail_h = "wall", _u(rng, sp.urban_wall_height)
+            rail_off = float(rng.uniform(0.0, 1.0) if setting == "urban" else rng.uniform(0.3, 3.0))
         lo, hi = _VERGE_COLORS[verge]
         rail_color = {"none": (0, 0, 0), "guardrail": (175, 175, 170), "concrete": (165, 170, 172),
                       "wall": (120, 135, 130)}[rail]
-        if rail == "wall" and rng.random() < 0.4:  # brick / painted walls
+        if rail == "wall" and setting in ("urban", "suburban") and rng.random() < sp.bright_wall_p:
+            rail_color = _color(rng, (215, 220, 220), (250, 250, 250))  # whitewash, pale render
+        elif rail == "wall" and rng.random() < 0.4:  # brick / painted walls
             rail_color = ((60, 80, 140), (150, 170, 190), (90, 130, 110))[int(rng.integers(3))]
         sides.append(Side(
             verge=verge, verge_color=_color(rng, lo, hi),
@@ -763,8 +767,10 @@ def sample_sensor(rng: np.random.Generator, light: Light, params: Randomization)
     sp = params.sensor
     wb = rng.uniform(*sp.white_balance, 2)
     motion = _u(rng, sp.motion_blur_px) if rng.random() < sp.motion_blur_p else 0.0
+    linear = bool(rng.random() < sp.linear_p)
     return Sensor(
-        exposure_ev=float(rng.normal(0.0, sp.exposure_ev)),
+        exposure_ev=float(rng.normal(0.0, sp.exposure_ev)) + (_u(rng, sp.linear_bias_ev) if linear else 0.0),
+        linear=linear,
         white_balance=(float(wb[0]), 1.0, float(wb[1])),
         saturation=_u(rng, sp.saturation),
         blur_sigma=_u(rng, sp.optics_blur),
