@@ -22,8 +22,9 @@ from edge_mtl.trt.api import (
     device_info,
     import_cudart,
     import_tensorrt,
-    make_logger,
+    numpy_dtype,
     require_version,
+    shared_logger,
 )
 from edge_mtl.trt.sidecar import check_sidecar, read_sidecar
 from edge_mtl.types import OUTPUT_NAMES
@@ -58,15 +59,16 @@ class TensorRTBackend(Backend):
         self._buffers: dict[str, tuple[int, np.ndarray]] = {}  # name -> (device pointer, pinned host array)
         self._stream = None
 
-        self._logger = make_logger(trt)
+        self._logger = shared_logger(trt)
+        mark = self._logger.mark()
         self._runtime = trt.Runtime(self._logger)
         dla_core = side.get("build", {}).get("dla_core")
         if dla_core is not None:  # a DLA engine deserializes onto the core it was built for
             self._runtime.DLA_core = int(dla_core)
         self._engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
         if self._engine is None:
-            why = "; ".join(self._logger.errors[-3:]) or "no error logged"
-            raise ValueError(f"{path}: TensorRT {trt.__version__} cannot deserialize it ({why})")
+            raise ValueError(f"{path}: TensorRT {trt.__version__} cannot deserialize it "
+                             f"({self._logger.errors_since(mark, last=3)})")
         self._context = self._engine.create_execution_context()
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         inputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
@@ -88,7 +90,11 @@ class TensorRTBackend(Backend):
         if min(shape, default=1) < 1:
             raise ValueError(f"{path}: tensor {name!r} has a dynamic shape {list(shape)}; "
                              "build the engine from a static-shape ONNX")
-        dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(name)))
+        trt_dtype = self._engine.get_tensor_dtype(name)
+        dtype = numpy_dtype(trt, trt_dtype)
+        if dtype is None:
+            raise ValueError(f"{path}: tensor {name!r} is {getattr(trt_dtype, 'name', trt_dtype)}, which has "
+                             "no numpy type; rebuild the engine with float inputs and outputs")
         nbytes = int(np.prod(shape)) * dtype.itemsize
         device = cuda_call(self._cudart.cudaMalloc(nbytes), f"cudaMalloc ({name}, {nbytes} bytes)")
         try:
@@ -110,9 +116,10 @@ class TensorRTBackend(Backend):
         np.copyto(host, images, casting="same_kind")
         self._copy(device, host.ctypes.data, host.nbytes, kinds.cudaMemcpyHostToDevice,
                    "cudaMemcpyAsync (input)")
+        mark = self._logger.mark()
         if not self._context.execute_async_v3(int(self._stream)):
             raise RuntimeError(f"{self.info.path}: TensorRT execute_async_v3 failed "
-                               f"({'; '.join(self._logger.errors[-3:]) or 'no error logged'})")
+                               f"({self._logger.errors_since(mark, last=3)})")
         for name in OUTPUT_NAMES:
             device, host = self._buffers[name]
             self._copy(host.ctypes.data, device, host.nbytes, kinds.cudaMemcpyDeviceToHost,

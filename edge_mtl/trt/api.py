@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 MIN_VERSION = (8, 5)  # num_io_tensors / set_tensor_address / execute_async_v3 arrived in 8.5
 MAX_BUILD_MAJOR = 10  # 11.x removed BuilderFlag.FP16/INT8 and int8_calibrator
 
@@ -31,8 +33,9 @@ def import_tensorrt() -> ModuleType:
 
 
 def import_cudart() -> ModuleType:
-    """cuda-python's runtime module: ``cuda.bindings.runtime`` (cuda-python >= 12.6), else the
-    older ``cuda.cudart``; a RuntimeError that says how to get it when neither imports."""
+    """cuda-python's runtime module: ``cuda.bindings.runtime`` (cuda-python 12.6.1 and later; 13.x
+    has only that), else ``cuda.cudart`` (12.6.0 and older, where it is the only layout); a
+    RuntimeError that says how to get it when neither imports."""
     try:
         from cuda.bindings import runtime as cudart
     except ImportError:
@@ -98,20 +101,53 @@ def device_info(cudart: ModuleType) -> Device:
     return Device(name.rstrip("\x00").strip(), f"{prop.major}.{prop.minor}")
 
 
-def make_logger(trt: ModuleType, verbose: bool = False) -> Any:
-    """A ``trt.ILogger`` that prints warnings (all messages when ``verbose``) to stderr and keeps
-    the errors, so a failed build or load can say why."""
+# trt.DataType member name -> numpy type. Not trt.nptype: in TensorRT 8.5.1-8.5.3 (JetPack 5.1)
+# it builds its table with np.bool, which NumPy 1.24 removed (NVIDIA/TensorRT#2557).
+_NUMPY_TYPES: dict[str, type] = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8,
+                                 "INT32": np.int32, "BOOL": np.bool_, "UINT8": np.uint8, "INT64": np.int64}
 
-    class Logger(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-            self.threshold = int(trt.ILogger.Severity.VERBOSE if verbose else trt.ILogger.Severity.WARNING)
 
-        def log(self, severity: Any, msg: str) -> None:
-            if int(severity) <= int(trt.ILogger.Severity.ERROR):
-                self.errors.append(msg)
-            if int(severity) <= self.threshold:
-                print(f"[TensorRT {severity.name}] {msg}", file=sys.stderr)
+def numpy_dtype(trt: ModuleType, data_type: Any) -> np.dtype | None:
+    """The numpy dtype of a ``trt.DataType``, or None for one without a numpy twin (FP8, BF16, INT4).
+    Members are looked up by name, so versions without UINT8 or INT64 work."""
+    for name, numpy_type in _NUMPY_TYPES.items():
+        member = getattr(trt.DataType, name, None)
+        if member is not None and data_type == member:
+            return np.dtype(numpy_type)
+    return None
 
-    return Logger()
+
+_logger: tuple[ModuleType, Any] | None = None  # (the tensorrt module, its logger)
+
+
+def shared_logger(trt: ModuleType) -> Any:
+    """The one ``trt.ILogger`` of this process, shared by every Builder and Runtime.
+
+    TensorRT treats the logger as a process-wide singleton: the first one handed to a Builder or
+    Runtime receives every later message, so a logger per object would miss the errors of all
+    but the first. It prints warnings and errors to stderr and keeps the errors; read the ones of
+    one step with ``mark = logger.mark()`` before it and ``logger.errors_since(mark)`` after.
+    """
+    global _logger
+    if _logger is None or _logger[0] is not trt:  # one tensorrt module per process (tests swap it)
+
+        class Logger(trt.ILogger):
+            def __init__(self) -> None:
+                trt.ILogger.__init__(self)
+                self.errors: list[str] = []
+
+            def log(self, severity: Any, msg: str) -> None:
+                if int(severity) <= int(trt.ILogger.Severity.ERROR):
+                    self.errors.append(msg)
+                if int(severity) <= int(trt.ILogger.Severity.WARNING):
+                    print(f"[TensorRT {severity.name}] {msg}", file=sys.stderr)
+
+            def mark(self) -> int:
+                return len(self.errors)
+
+            def errors_since(self, mark: int, last: int = 5) -> str:
+                """The last ``last`` errors logged since ``mark``, joined, or "no error logged"."""
+                return "; ".join(self.errors[mark:][-last:]) or "no error logged"
+
+        _logger = (trt, Logger())
+    return _logger[1]

@@ -1,13 +1,16 @@
 """ONNX -> TensorRT engine, with the JSON sidecar that lets the runtime refuse stale engines.
 
 Precision: ``fp16``; ``int8`` and ``best`` build an ONNX with Q/DQ nodes as explicit INT8 (the
-scales are in the graph; FP16 is enabled too so the layers left in float run in half precision)
-and an FP32 ONNX as implicit INT8 through the entropy calibrator and its cache (``calib``; the
-path DLA and older JetPacks need). ``best`` also enables FP16 next to implicit INT8.
+scales are in the graph) and an FP32 ONNX as implicit INT8 through the entropy calibrator and its
+cache (``calib``; the path DLA and older JetPacks need). Either way FP16 is enabled next to INT8
+where the GPU has fast FP16, so the layers left in float run in half precision (as NVIDIA's
+samples and ``trtexec --int8 --fp16`` do); ``best`` refuses a GPU without fast FP16, ``int8``
+then builds INT8 + FP32.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -24,9 +27,9 @@ from edge_mtl.trt.api import (
     device_info,
     import_cudart,
     import_tensorrt,
-    make_logger,
     network_flags,
     require_version,
+    shared_logger,
 )
 from edge_mtl.trt.calibrator import make_entropy_calibrator
 from edge_mtl.trt.sidecar import PRECISIONS, make_sidecar, write_sidecar
@@ -68,9 +71,7 @@ def _flags(precision: str, int8: str | None, builder: Any, device: Device) -> li
         raise RuntimeError(f"{gpu} has no fast INT8; build with precision fp16")
     if int8 is None:
         return ["FP16"]
-    if precision == "best" or (int8 == "explicit" and builder.platform_has_fast_fp16):
-        return ["INT8", "FP16"]
-    return ["INT8"]
+    return ["INT8", "FP16"] if builder.platform_has_fast_fp16 else ["INT8"]
 
 
 def _parser_errors(parser: Any, model: Any, onnx_path: Path, version: str) -> str:
@@ -101,18 +102,34 @@ def _check_io(network: Any, onnx_path: Path, meta: dict[str, Any]) -> tuple[str,
     return inp.name, shape, outputs
 
 
-def _attach_timing_cache(config: Any, path: Path) -> None:
-    """Start from the cache file when there is one (a cache from another TensorRT or GPU is
-    dropped with a warning), else from an empty cache."""
-    cache = config.create_timing_cache(path.read_bytes() if path.is_file() else b"")
+def _attach_timing_cache(config: Any, path: Path, logger: Any) -> None:
+    """Start from the cache file when there is one, else from an empty cache.
+
+    A corrupt cache, or one of another TensorRT version, fails in ``create_timing_cache`` (which
+    logs an error and returns None, or raises); one of a GPU with other device properties makes
+    ``set_timing_cache`` return False. Both are dropped with a warning naming the file.
+    """
+    cache = None
+    if path.is_file():
+        mark = logger.mark()
+        try:
+            cache = config.create_timing_cache(path.read_bytes())
+            why = logger.errors_since(mark, last=1)
+        except Exception as e:
+            why = f"{type(e).__name__}: {e}"
+        if cache is None:
+            print(f"warning: timing cache {path} is corrupt or from another TensorRT version ({why}); "
+                  "starting from an empty cache", file=sys.stderr)
+    if cache is None:
+        cache = config.create_timing_cache(b"")
     if not config.set_timing_cache(cache, False):
-        print(f"warning: timing cache {path} was written by another TensorRT or GPU; starting afresh",
-              file=sys.stderr)
+        print(f"warning: timing cache {path} was recorded on a GPU with other device properties; "
+              "starting from an empty cache", file=sys.stderr)
         config.set_timing_cache(config.create_timing_cache(b""), False)
 
 
 def _configure(trt: ModuleType, builder: Any, flags: list[str], workspace_mb: int, dla_core: int | None,
-               timing_cache: Path | None) -> Any:
+               timing_cache: Path | None, logger: Any) -> Any:
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
     if dla_core is not None:
@@ -121,7 +138,7 @@ def _configure(trt: ModuleType, builder: Any, flags: list[str], workspace_mb: in
     for flag in flags:
         config.set_flag(getattr(trt.BuilderFlag, flag))
     if timing_cache is not None:
-        _attach_timing_cache(config, timing_cache)
+        _attach_timing_cache(config, timing_cache, logger)
     return config
 
 
@@ -172,7 +189,7 @@ def build_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, precision
     require_version(trt, build=True)
     cudart = import_cudart()
     device = device_info(cudart)
-    logger = make_logger(trt)
+    logger = shared_logger(trt)
     builder = trt.Builder(logger)
     flags = _flags(precision, int8, builder, device)
     if dla_core is not None:
@@ -187,28 +204,33 @@ def build_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, precision
     if not parser.parse_from_file(str(onnx_path)):
         raise ValueError(_parser_errors(parser, model, onnx_path, trt.__version__))
     input_name, input_shape, outputs = _check_io(network, onnx_path, meta)
-    config = _configure(trt, builder, flags, workspace_mb, dla_core, timing_cache)
+    config = _configure(trt, builder, flags, workspace_mb, dla_core, timing_cache, logger)
     calibrator, calibration = None, None
     if int8 == "implicit":
         calib_set = calib if isinstance(calib, CalibrationSet) else load_calibration_set(calib,
                                                                                          progress=progress)
         cache = Path(calib_cache) if calib_cache is not None else _calib_cache_path(
             out, sha256(onnx_path), calib_set, calib_limit, trt.__version__)
-        calibrator = make_entropy_calibrator(trt, cudart, calib_set, meta["input_size"], cache, calib_limit,
+        calibrator = make_entropy_calibrator(trt, cudart, calib_set, input_shape, cache, calib_limit,
                                              meta["resize"])
         config.int8_calibrator = calibrator
         calibration = {"set": calib_set.name, "manifest": str(calib_set.manifest), "limit": calib_limit,
                        "cache": str(cache.resolve())}
     target = f"DLA core {dla_core} of {device.name}" if dla_core is not None else device.name
     say(f"building a {precision} engine for {target} (this takes minutes)")
+    mark = logger.mark()
     try:
         plan = builder.build_serialized_network(network, config)
     finally:
         if calibrator is not None:
             calibrator.free()
+    if calibrator is not None and calibrator.error is not None:
+        with contextlib.suppress(OSError):  # scales of a calibration cut short: never reuse them
+            cache.unlink(missing_ok=True)
+        raise calibrator.error
     if plan is None:
-        why = "; ".join(logger.errors[-5:]) or "no error logged"
-        raise RuntimeError(f"TensorRT {trt.__version__} could not build {onnx_path}: {why}")
+        raise RuntimeError(f"TensorRT {trt.__version__} could not build {onnx_path}: "
+                           f"{logger.errors_since(mark)}")
     write_atomic(out, bytes(plan))
     if timing_cache is not None:
         write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import types
+import warnings
 from pathlib import Path
 
 import pytest
@@ -14,17 +15,42 @@ from tests.trt.stub_cudart import make_cudart_stub
 from tests.trt.stub_tensorrt import make_tensorrt_stub
 
 
-def install_cudart(monkeypatch: pytest.MonkeyPatch, stub: types.ModuleType) -> None:
-    """Make ``from cuda.bindings import runtime`` return ``stub`` (whether or not the real
-    cuda-python was imported before)."""
-    bindings = types.ModuleType("cuda.bindings")
-    bindings.__path__ = []
-    bindings.runtime = stub
+def install_cudart(monkeypatch: pytest.MonkeyPatch, stub: types.ModuleType, layout: str = "12.6.1") -> None:
+    """Make cuda-python's runtime module ``stub`` (whether or not the real cuda-python was imported
+    before), in the module layout of a cuda-python release:
+
+    - ``"12.6.1"`` (12.6.1 to 12.9): ``cuda.bindings.runtime``, and the old ``cuda.cudart`` kept
+      for compatibility, with a FutureWarning (the stub warns when the attribute is taken);
+    - ``"13"``: ``cuda.bindings.runtime`` only;
+    - ``"12.6.0"`` (and older): ``cuda.cudart`` only, no ``cuda.bindings`` package.
+    """
     cuda = types.ModuleType("cuda")
-    cuda.__path__ = []
-    cuda.bindings = bindings
-    for name, module in (("cuda", cuda), ("cuda.bindings", bindings), ("cuda.bindings.runtime", stub)):
-        monkeypatch.setitem(sys.modules, name, module)
+    cuda.__path__ = []  # a package whose submodules are only those put in sys.modules here
+    for name in ("cuda.bindings", "cuda.bindings.runtime", "cuda.cudart"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    if layout in ("12.6.1", "13"):
+        bindings = types.ModuleType("cuda.bindings")
+        bindings.__path__ = []
+        bindings.runtime = stub
+        cuda.bindings = bindings
+        monkeypatch.setitem(sys.modules, "cuda.bindings", bindings)
+        monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", stub)
+    if layout == "12.6.1":
+        def deprecated(name: str) -> types.ModuleType:
+            if name != "cudart":
+                raise AttributeError(name)
+            warnings.warn("The cuda.cudart module is deprecated and will be removed in a future release, "
+                          "please switch to use the cuda.bindings.runtime module instead.", FutureWarning,
+                          stacklevel=2)
+            return stub
+
+        cuda.__getattr__ = deprecated
+    elif layout == "12.6.0":
+        cuda.cudart = stub
+        monkeypatch.setitem(sys.modules, "cuda.cudart", stub)
+    elif layout != "13":
+        raise ValueError(f"unknown cuda-python layout {layout!r}")
+    monkeypatch.setitem(sys.modules, "cuda", cuda)
 
 
 @pytest.fixture(params=["8.5", "10"])

@@ -16,15 +16,16 @@ SIZE = (64, 128)
 POINTS = (SIZE[0] // 4) * (SIZE[1] // 4)  # one detection point per stride-4 cell
 
 
-def make_tiny_onnx(path: Path, qdq: bool = False, extra_op: str | None = None, opset: int = 17) -> Path:
-    """``image [1,3,64,128]`` -> the four outputs with the real model's shape rules:
-    det_logits [1,N,3], det_boxes [1,N,4], lane_logits [1,1,32,64], depth [1,1,16,32].
+def make_tiny_onnx(path: Path, qdq: bool = False, extra_op: str | None = None, opset: int = 17,
+                   batch: int = 1) -> Path:
+    """``image [B,3,64,128]`` -> the four outputs with the real model's shape rules:
+    det_logits [B,N,3], det_boxes [B,N,4], lane_logits [B,1,32,64], depth [B,1,16,32] (B = ``batch``).
     ``qdq``: a Q/DQ pair on the input (an explicit-INT8 model). ``extra_op``: one more node of
     that type (named ``/head/extra``), to exercise the parser's error path."""
     h, w = SIZE
-    inits = [numpy_helper.from_array(np.array([1, POINTS, 1], np.int64), "pts_shape"),
-             numpy_helper.from_array(np.array([1, POINTS, len(CLASSES)], np.int64), "logit_shape"),
-             numpy_helper.from_array(np.array([1, POINTS, 4], np.int64), "box_shape")]
+    inits = [numpy_helper.from_array(np.array([batch, POINTS, 1], np.int64), "pts_shape"),
+             numpy_helper.from_array(np.array([batch, POINTS, len(CLASSES)], np.int64), "logit_shape"),
+             numpy_helper.from_array(np.array([batch, POINTS, 4], np.int64), "box_shape")]
     nodes = []
     x = "image"
     if qdq:
@@ -45,10 +46,10 @@ def make_tiny_onnx(path: Path, qdq: bool = False, extra_op: str | None = None, o
     if extra_op:
         nodes.insert(1, helper.make_node(extra_op, ["gray"], ["gray2"], name="/head/extra"))
         nodes[2].input[0] = "gray2"
-    shapes = {"det_logits": [1, POINTS, len(CLASSES)], "det_boxes": [1, POINTS, 4],
-              "lane_logits": [1, 1, h // 2, w // 2], "depth": [1, 1, h // 4, w // 4]}
+    shapes = {"det_logits": [batch, POINTS, len(CLASSES)], "det_boxes": [batch, POINTS, 4],
+              "lane_logits": [batch, 1, h // 2, w // 2], "depth": [batch, 1, h // 4, w // 4]}
     graph = helper.make_graph(
-        nodes, "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, h, w])],
+        nodes, "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 3, h, w])],
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, shapes[n]) for n in OUTPUT_NAMES], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8

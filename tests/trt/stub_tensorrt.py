@@ -6,9 +6,16 @@ launch, errors reported through the ``ILogger``); 8.5 needs ``EXPLICIT_BATCH`` f
 parser rejects an implicit-batch network) and still has the binding-index API, 10.x has no
 binding-index API and no ``max_workspace_size``; the ONNX parser checks operators and opset
 against ``edge_mtl.export.trt_ops`` and reports the failing node's index; Q/DQ networks need the
-INT8 flag, an FP32 network in INT8 needs a calibrator, which is driven like TensorRT drives it
-(cache first, then ``get_batch`` until ``None``, reading device memory, then the cache is written);
-DLA needs cores, a valid core and FP16/INT8; engines only load in the same TensorRT version.
+INT8 flag, an FP32 network in INT8 needs a calibrator, which is driven like TensorRT's bindings
+drive it (cache first, then ``get_batch`` until ``None``, reading a whole input tensor of device
+memory, then the cache is written; an exception raised in a callback is printed and taken as "no
+more batches" / "no cache", never propagated); DLA needs cores, a valid core and FP16/INT8;
+engines only load in the same TensorRT version. The first logger given to a Builder or Runtime
+receives every later message (TensorRT's logger is process-wide). ``create_timing_cache`` logs an
+error and returns None for bytes it did not write (corrupt, or another version), and
+``set_timing_cache`` returns False for a cache of another device. Build results are
+``IHostMemory`` (buffer protocol and ``nbytes`` only), shapes are ``Dims`` (not tuples), and
+8.5's ``nptype`` fails under NumPy >= 1.24 as 8.5.1-8.5.3 do (``np.bool``).
 
 What it cannot mirror: real kernels, tactics and timings (the "engine" runs the embedded ONNX
 through onnxruntime, rounding outputs through float16 when FP16 is on), layer fusion, which
@@ -34,8 +41,15 @@ from tests.trt import stub_cudart
 VERSIONS = {"8.5": "8.5.2.2", "10": "10.3.0.26"}
 PLAN_MAGIC = b"STUBPLAN"
 CACHE_MAGIC = b"STUBTC"
+CACHE_DEVICE = "NVIDIA Stub GPU"  # the device properties a stub timing cache records
 _ONNX_DTYPES = {onnx.TensorProto.FLOAT: "FLOAT", onnx.TensorProto.FLOAT16: "HALF",
-                onnx.TensorProto.INT8: "INT8", onnx.TensorProto.INT32: "INT32", onnx.TensorProto.BOOL: "BOOL"}
+                onnx.TensorProto.INT8: "INT8", onnx.TensorProto.INT32: "INT32", onnx.TensorProto.BOOL: "BOOL",
+                onnx.TensorProto.UINT8: "UINT8", onnx.TensorProto.INT64: "INT64"}
+# nvinfer1::DataType values; 8.5 has no FP8 (8.6), BF16 or INT64 (10.0), INT4 (10.1)
+_DATA_TYPES = {"FLOAT": 0, "HALF": 1, "INT8": 2, "INT32": 3, "BOOL": 4, "UINT8": 5, "FP8": 6, "BF16": 7,
+               "INT64": 8, "INT4": 9}
+_NP_TYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32, "BOOL": np.bool_,
+             "UINT8": np.uint8, "INT64": np.int64}
 
 
 class Severity(enum.IntEnum):
@@ -74,12 +88,44 @@ def _require_base_init(obj: object, base: str) -> None:
         raise TypeError(f"tensorrt.tensorrt.{base}.__init__() must be called when overriding __init__")
 
 
-class IHostMemory(bytes):
-    """Serialized data. The real one only offers the buffer protocol, ``nbytes`` and ``dtype``."""
+class IHostMemory:
+    """Serialized data (a plan, a timing cache). The real one only offers the buffer protocol,
+    ``nbytes`` and ``dtype``: no len(), slicing or bytes methods. The stub offers ``nbytes``,
+    ``bytes(m)`` and, on Python >= 3.12, the buffer protocol (``memoryview(m)``)."""
+
+    def __init__(self, data: bytes):
+        self._data = bytes(data)
 
     @property
     def nbytes(self) -> int:
-        return len(self)
+        return len(self._data)
+
+    def __bytes__(self) -> bytes:
+        return self._data
+
+    def __buffer__(self, flags: int) -> memoryview:  # PEP 688 (Python 3.12+)
+        return memoryview(self._data)
+
+
+class Dims:
+    """What shapes are in TensorRT: iterable, ``len`` and integer indexing; not a tuple or list."""
+
+    def __init__(self, shape: Any):
+        self._dims = tuple(int(d) for d in shape)
+
+    def __len__(self) -> int:
+        return len(self._dims)
+
+    def __getitem__(self, index: int) -> int:
+        if not isinstance(index, int) or not 0 <= index < len(self._dims):
+            raise IndexError(f"Dims index {index!r} out of range for {len(self._dims)} dimensions")
+        return self._dims[index]
+
+    def __iter__(self):
+        return iter(self._dims)
+
+    def __repr__(self) -> str:
+        return f"Dims({list(self._dims)})"
 
 
 def read_plan(blob: bytes) -> dict[str, Any]:
@@ -114,14 +160,37 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
         "MemoryPoolType", ["WORKSPACE", "DLA_MANAGED_SRAM", "DLA_LOCAL_DRAM", "DLA_GLOBAL_DRAM"], start=0)
     trt.DeviceType = enum.IntEnum("DeviceType", ["GPU", "DLA"], start=0)
     trt.TensorIOMode = enum.IntEnum("TensorIOMode", ["NONE", "INPUT", "OUTPUT"], start=0)
-    trt.DataType = enum.IntEnum("DataType", ["FLOAT", "HALF", "INT8", "INT32", "BOOL"], start=0)
+    type_names = ["FLOAT", "HALF", "INT8", "INT32", "BOOL", "UINT8"]
+    type_names += [] if gen8 else ["FP8", "BF16", "INT64", "INT4"]
+    trt.DataType = enum.IntEnum("DataType", {n: _DATA_TYPES[n] for n in type_names})
+    trt.Dims = Dims
     trt.ErrorCode = enum.IntEnum(
         "ErrorCode", ["SUCCESS", "INTERNAL_ERROR", "MEM_ALLOC_FAILED", "MODEL_DESERIALIZE_FAILED",
                       "INVALID_VALUE", "INVALID_GRAPH", "INVALID_NODE", "UNSUPPORTED_GRAPH",
                       "UNSUPPORTED_NODE"], start=0)
-    np_types = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32, "BOOL": np.bool_}
-    trt.nptype = lambda dt: np_types[trt.DataType(dt).name]
+    np_types = _NP_TYPES
+
+    def nptype(dt: Any) -> type:
+        if gen8:  # tensorrt/__init__.py of 8.5.1-8.5.3 builds its table with np.bool (NVIDIA/TensorRT#2557)
+            raise AttributeError("module 'numpy' has no attribute 'bool'.\n`np.bool` was a deprecated alias "
+                                 "for the builtin `bool`.")
+        return np_types[trt.DataType(dt).name]
+
+    trt.nptype = nptype
     trt.volume = lambda shape: int(np.prod(list(shape)))
+
+    process: dict[str, Any] = {"logger": None}  # TensorRT's logger is a process-wide singleton
+
+    def bind_logger(logger: ILogger) -> ILogger:
+        """The logger every message goes to: the first one any Builder or Runtime was given."""
+        _require_base_init(logger, "ILogger")
+        if process["logger"] is None:
+            process["logger"] = logger
+        return process["logger"]
+
+    def log(severity: Severity, msg: str) -> None:
+        if process["logger"] is not None:
+            process["logger"].log(severity, msg)
 
     class IInt8EntropyCalibrator2:
         def __init__(self) -> None:
@@ -131,7 +200,7 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
 
     class ITensor:
         def __init__(self, name: str, shape: tuple[int, ...], dtype: Any):
-            self.name, self.shape, self.dtype = name, shape, dtype
+            self.name, self.shape, self.dtype = name, Dims(shape), dtype
 
     class INetworkDefinition:
         def __init__(self, flags: int):
@@ -242,17 +311,12 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
                 return self.parse(f.read(), path)
 
     class ITimingCache:
-        def __init__(self, blob: bytes):
-            self.version, self.entries = full, set()
-            if blob:
-                if not bytes(blob).startswith(CACHE_MAGIC):
-                    raise RuntimeError("stub: not a timing cache")
-                data = json.loads(bytes(blob)[len(CACHE_MAGIC):])
-                self.version, self.entries = data["version"], set(data["entries"])
+        def __init__(self, device: str = CACHE_DEVICE, entries: set[str] | None = None):
+            self.version, self.device, self.entries = full, device, set(entries or ())
 
         def serialize(self) -> IHostMemory:
-            body = json.dumps({"version": self.version, "entries": sorted(self.entries)})
-            return IHostMemory(CACHE_MAGIC + body.encode())
+            body = {"version": self.version, "device": self.device, "entries": sorted(self.entries)}
+            return IHostMemory(CACHE_MAGIC + json.dumps(body).encode())
 
         def combine(self, other: ITimingCache, ignore_mismatch: bool) -> bool:
             if other.version != self.version and not ignore_mismatch:
@@ -297,11 +361,31 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
             _require_base_init(calibrator, "IInt8EntropyCalibrator2")
             self._calibrator = calibrator
 
-        def create_timing_cache(self, blob: bytes) -> ITimingCache:
-            return ITimingCache(blob)
+        def create_timing_cache(self, blob: bytes) -> ITimingCache | None:
+            """Bytes this TensorRT version did not write: an error is logged, None returned."""
+            blob = bytes(blob)
+            if not blob:
+                return ITimingCache()
+            try:
+                if not blob.startswith(CACHE_MAGIC):
+                    raise ValueError("magic tag does not match")
+                data = json.loads(blob[len(CACHE_MAGIC):])
+                if data["version"] != full:
+                    raise ValueError(f"the timing cache was created by TensorRT {data['version']}, "
+                                     f"this is TensorRT {full}")
+                return ITimingCache(data["device"], set(data["entries"]))
+            except (ValueError, KeyError, TypeError) as e:
+                log(Severity.ERROR, f"1: [timingCache.cpp::deserialize] Error Code 1: Serialization "
+                                    f"(Serialization assertion failed: {e})")
+                return None
 
         def set_timing_cache(self, cache: ITimingCache, ignore_mismatch: bool) -> bool:
-            if cache.version != full and not ignore_mismatch:
+            if not isinstance(cache, ITimingCache):
+                raise TypeError("set_timing_cache(): incompatible function arguments. The following "
+                                "argument types are supported: (cache: tensorrt.ITimingCache, "
+                                f"ignore_mismatch: bool); invoked with {type(cache).__name__}")
+            if cache.device != CACHE_DEVICE and not ignore_mismatch:
+                log(Severity.WARNING, "Timing cache verification header mismatch: device properties differ")
                 return False
             self._timing_cache = cache
             return True
@@ -312,25 +396,41 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
     if gen8:
         IBuilderConfig.max_workspace_size = 0  # deprecated in 8.x, removed in 10.0
 
-    def calibrate(calibrator: Any, network: INetworkDefinition, logger: ILogger) -> dict[str, Any] | None:
+    def callback(method: str, call: Any, failed: Any) -> Any:
+        """Call a Python calibrator method the way the bindings' trampoline does: whatever it raises
+        is printed and replaced by ``failed`` (pybind11's error_already_set is a std::exception)."""
+        try:
+            return call()
+        except BaseException as e:
+            print(f"[ERROR] Exception caught in {method}(): {type(e).__name__}: {e}", file=sys.stderr)
+            return failed
+
+    def calibrate(calibrator: Any, network: INetworkDefinition) -> dict[str, Any] | None:
         """Drive the calibrator the way TensorRT does; None (after logging) when it fails."""
-        if calibrator.get_batch_size() != 1:
-            logger.log(Severity.ERROR, "stub: explicit-batch networks calibrate with batch size 1")
+        if callback("get_batch_size", calibrator.get_batch_size, -1) != 1:
+            log(Severity.ERROR, "stub: explicit-batch networks calibrate with batch size 1")
             return None
-        cache = calibrator.read_calibration_cache()
+        cache = callback("read_calibration_cache", calibrator.read_calibration_cache, None)
         if cache is not None and bytes(cache).startswith(calib_header.encode()):
             return {"cache_read": True, "batches": 0}
         tensor = network.inputs[0]
-        nbytes = trt.volume(tensor.shape) * np.dtype(trt.nptype(tensor.dtype)).itemsize
+        dtype = np.dtype(np_types[trt.DataType(tensor.dtype).name])
+        nbytes = trt.volume(tensor.shape) * dtype.itemsize  # the whole input tensor, batch included
+
+        def get_batch() -> list[int] | None:
+            pointers = calibrator.get_batch([tensor.name])
+            return [int(p) for p in pointers] if pointers else None  # std::vector<size_t>; empty ends it
+
         amax, batches = 0.0, 0
-        while (pointers := calibrator.get_batch([tensor.name])) is not None:
-            x = np.frombuffer(stub_cudart.device_read(int(pointers[0]), nbytes), trt.nptype(tensor.dtype))
+        while (pointers := callback("get_batch", get_batch, None)) is not None:
+            x = np.frombuffer(stub_cudart.device_read(pointers[0], nbytes), dtype)
             amax, batches = max(amax, float(np.abs(x).max())), batches + 1
         if batches == 0:
-            logger.log(Severity.ERROR, "Calibration failure occurred with no scaling factors detected.")
+            log(Severity.ERROR, "Calibration failure occurred with no scaling factors detected.")
             return None
         scale = struct.pack(">f", amax / 127.0).hex()
-        calibrator.write_calibration_cache(memoryview(f"{calib_header}\n{tensor.name}: {scale}\n".encode()))
+        data = memoryview(f"{calib_header}\n{tensor.name}: {scale}\n".encode())
+        callback("write_calibration_cache", lambda: calibrator.write_calibration_cache(data), None)
         return {"cache_read": False, "batches": batches}
 
     class Builder:
@@ -339,8 +439,9 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
         num_DLA_cores = dla_cores
 
         def __init__(self, logger: ILogger):
-            _require_base_init(logger, "ILogger")
-            self.logger = logger
+            bind_logger(logger)
+
+        logger = property(lambda self: process["logger"])  # where its messages go
 
         def create_network(self, flags: int = 0) -> INetworkDefinition:
             return INetworkDefinition(flags)
@@ -349,7 +450,7 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
             return IBuilderConfig()
 
         def error(self, msg: str) -> None:
-            self.logger.log(Severity.ERROR, msg)
+            log(Severity.ERROR, msg)
 
         def build_serialized_network(self, network: INetworkDefinition, config: IBuilderConfig) -> Any:
             flags = config.flags
@@ -368,7 +469,7 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
                 if config.int8_calibrator is None:
                     return self.error("Calibration failure occurred with no scaling factors detected. "
                                       "This could be due to no int8 calibrator or insufficient custom scales")
-                calibration = calibrate(config.int8_calibrator, network, self.logger)
+                calibration = calibrate(config.int8_calibrator, network)
                 if calibration is None:
                     return None
             key = hashlib.sha256(network.onnx + json.dumps(sorted(flags)).encode()).hexdigest()
@@ -395,7 +496,7 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
 
         def set_tensor_address(self, name: str, ptr: int) -> bool:
             if name not in self.engine.tensors:
-                self.engine.logger.log(Severity.ERROR, f"setTensorAddress: no tensor named {name}")
+                log(Severity.ERROR, f"setTensorAddress: no tensor named {name}")
                 return False
             self.addresses[name] = int(ptr)
             return True
@@ -408,7 +509,7 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
                 raise TypeError("execute_async_v3(): incompatible function arguments (stream_handle: int)")
             missing = [n for n in self.engine.tensors if n not in self.addresses]
             if missing:
-                self.engine.logger.log(Severity.ERROR, f"enqueueV3: address of tensor(s) {missing} not set")
+                log(Severity.ERROR, f"enqueueV3: address of tensor(s) {missing} not set")
                 return False
             return stub_cudart.enqueue(stream_handle, self.engine.run_from(dict(self.addresses)))
 
@@ -421,8 +522,8 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
         IExecutionContext.execute_async_v2 = execute_async_v2
 
     class ICudaEngine:
-        def __init__(self, record: dict[str, Any], logger: ILogger, dla_core: int = -1):
-            self.record, self.logger = record, logger
+        def __init__(self, record: dict[str, Any], dla_core: int = -1):
+            self.record = record
             # A DLA engine runs on the runtime's DLA core (core 0 when the runtime sets none).
             self.dla_core = max(dla_core, 0) if record["device_type"] == "DLA" else None
             self.tensors = {t["name"]: t for t in record["io"]}
@@ -437,8 +538,8 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
             t = self.tensors.get(name)
             return trt.TensorIOMode[t["mode"]] if t else trt.TensorIOMode.NONE
 
-        def get_tensor_shape(self, name: str) -> tuple[int, ...]:
-            return tuple(self.tensors[name]["shape"])
+        def get_tensor_shape(self, name: str) -> Dims:
+            return Dims(self.tensors[name]["shape"])
 
         def get_tensor_dtype(self, name: str) -> Any:
             return trt.DataType[self.tensors[name]["dtype"]]
@@ -478,26 +579,25 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
         ICudaEngine.num_bindings = property(lambda self: len(self.tensors))
         ICudaEngine.get_binding_index = lambda self, name: list(self.tensors).index(name)
         ICudaEngine.binding_is_input = lambda self, i: self.record["io"][i]["mode"] == "INPUT"
-        ICudaEngine.get_binding_shape = lambda self, i: tuple(self.record["io"][i]["shape"])
+        ICudaEngine.get_binding_shape = lambda self, i: Dims(self.record["io"][i]["shape"])
 
     class Runtime:
         def __init__(self, logger: ILogger):
-            _require_base_init(logger, "ILogger")
-            self.logger = logger
+            bind_logger(logger)
             self.DLA_core = -1
 
         def deserialize_cuda_engine(self, blob: bytes) -> ICudaEngine | None:
             try:
                 record = read_plan(bytes(blob))
             except ValueError:
-                self.logger.log(Severity.ERROR, "Serialization assertion magicTagRead == kMAGIC_TAG failed.")
+                log(Severity.ERROR, "Serialization assertion magicTagRead == kMAGIC_TAG failed.")
                 return None
             if record["version"] != full:
-                self.logger.log(Severity.ERROR, "The engine plan file is not compatible with this version of "
+                log(Severity.ERROR, "The engine plan file is not compatible with this version of "
                                 f"TensorRT, expecting library version {full} got {record['version']}, "
                                 "please rebuild.")
                 return None
-            return ICudaEngine(record, self.logger, self.DLA_core)
+            return ICudaEngine(record, self.DLA_core)
 
     trt.ITensor, trt.INetworkDefinition, trt.OnnxParser, trt.ParserError = (
         ITensor, INetworkDefinition, OnnxParser, ParserError)

@@ -132,6 +132,35 @@ def test_no_tensorrt(engine, monkeypatch):
         open_backend(engine)
 
 
+def test_tensor_types_without_trt_nptype(engine, trt):
+    """8.5.1-8.5.3's trt.nptype fails under NumPy >= 1.24 (the 8.5 stub's does too): the buffers are
+    typed through edge_mtl's own table."""
+    if trt.__version__.startswith("8."):
+        with pytest.raises(AttributeError, match=r"np\.bool"):
+            trt.nptype(trt.DataType.FLOAT)
+    with TensorRTBackend(engine) as backend:
+        assert all(host.dtype == np.float32 for _, host in backend._buffers.values())
+
+
+def test_tensor_type_without_a_numpy_type_is_refused(engine, trt, cudart, monkeypatch):
+    if not hasattr(trt.DataType, "BF16"):
+        pytest.skip("TensorRT 8.5 has no BF16")
+    monkeypatch.setattr(trt.ICudaEngine, "get_tensor_dtype", lambda self, name: trt.DataType.BF16)
+    with pytest.raises(ValueError, match="tensor 'image' is BF16, which has no numpy type"):
+        TensorRTBackend(engine)
+    assert cudart.memory.live() == {"device": 0, "pinned": 0, "streams": 0}
+
+
+def test_errors_of_a_later_backend_are_reported(engine, tmp_path):
+    """TensorRT's logger is process-wide (the build's, here): a later Runtime's errors land there."""
+    TensorRTBackend(engine).close()
+    broken = tmp_path / "broken.engine"
+    broken.write_bytes(b"not a plan")
+    sidecar_path(broken).write_bytes(sidecar_path(engine).read_bytes())
+    with pytest.raises(ValueError, match=r"cannot deserialize it \(Serialization assertion magicTagRead"):
+        TensorRTBackend(broken, check=False)
+
+
 def test_failed_launch_is_an_error(engine, trt, monkeypatch):
     monkeypatch.setattr(trt.IExecutionContext, "execute_async_v3", lambda self, stream_handle: False)
     with TensorRTBackend(engine) as backend, pytest.raises(RuntimeError, match="execute_async_v3 failed"):

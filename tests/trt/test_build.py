@@ -7,11 +7,12 @@ import sys
 
 import pytest
 
+from edge_mtl.quantize.calibset import load_calibration_set
 from edge_mtl.trt.build import build_engine
 from edge_mtl.trt.sidecar import check_sidecar, sidecar_path
 from edge_mtl.types import OUTPUT_NAMES
 from tests.trt.models import make_tiny_onnx
-from tests.trt.stub_tensorrt import CACHE_MAGIC, make_tensorrt_stub, read_plan
+from tests.trt.stub_tensorrt import CACHE_DEVICE, CACHE_MAGIC, make_tensorrt_stub, read_plan
 
 
 def plan(engine) -> dict:
@@ -68,13 +69,16 @@ def test_fp32_model_in_int8_needs_calibration(trt, cudart, tiny_onnx, tmp_path):
         build_engine(tiny_onnx, tmp_path / "e.engine", precision="int8")
 
 
-@pytest.mark.parametrize(("precision", "flags"), [("int8", ["INT8"]), ("best", ["FP16", "INT8"])])
+@pytest.mark.parametrize("precision", ["int8", "best"])
 def test_implicit_int8_calibrates_once_then_reuses_the_cache(trt, cudart, tiny_onnx, calib_folder, tmp_path,
-                                                             precision, flags):
+                                                             precision):
     path, side = build_engine(tiny_onnx, tmp_path / "e.engine", precision=precision,
                               calib=str(calib_folder), calib_limit=3, progress=False)
     record = plan(path)
-    assert record["flags"] == flags and record["calibration"] == {"cache_read": False, "batches": 3}
+    # FP16 next to INT8, so unquantized layers run in half precision (like trtexec --int8 --fp16)
+    assert record["flags"] == ["FP16", "INT8"]
+    assert record["calibration"] == {"cache_read": False, "batches": 3}
+    assert side["build"]["flags"] == ["INT8", "FP16"]
     calibration = side["build"]["calibration"]
     assert side["build"]["int8"] == "implicit"
     assert calibration["images"] == 3 and calibration["cache_reused"] is False
@@ -88,6 +92,68 @@ def test_implicit_int8_calibrates_once_then_reuses_the_cache(trt, cudart, tiny_o
     assert plan(path)["calibration"] == {"cache_read": True, "batches": 0}
     calibration = side["build"]["calibration"]
     assert calibration["cache_reused"] is True and calibration["images"] == 0
+
+
+def test_implicit_int8_without_fast_fp16_is_int8_only(trt, cudart, tiny_onnx, calib_folder, tmp_path,
+                                                      monkeypatch):
+    monkeypatch.setattr(trt.Builder, "platform_has_fast_fp16", False)
+    path, _ = build_engine(tiny_onnx, tmp_path / "e.engine", precision="int8", calib=str(calib_folder),
+                           progress=False)
+    assert plan(path)["flags"] == ["INT8"]
+
+
+def test_implicit_int8_on_dla_enables_fp16_too(trt, cudart, tiny_onnx, calib_folder, tmp_path):
+    path, side = build_engine(tiny_onnx, tmp_path / "dla.engine", precision="int8", dla_core=0,
+                              calib=str(calib_folder), progress=False)
+    assert plan(path)["flags"] == ["FP16", "GPU_FALLBACK", "INT8"]
+    assert side["build"]["flags"] == ["INT8", "FP16", "GPU_FALLBACK"]
+
+
+def test_unreadable_image_fails_the_build_and_keeps_no_cache(trt, cudart, tiny_onnx, calib_folder, tmp_path,
+                                                             capsys):
+    """The bindings swallow what get_batch raises and take it as the end of the batches: the build
+    must still fail, with the image named, and leave no truncated cache to be reused."""
+    calib_set = load_calibration_set(str(calib_folder), progress=False)
+    broken = calib_set.images[2]
+    kept = broken.read_bytes()
+    broken.unlink()  # unreadable after the set was checked
+    out = tmp_path / "e.engine"
+    with pytest.raises(ValueError, match=f"calibration set frames: .*{broken.name}: image not found"):
+        build_engine(tiny_onnx, out, precision="int8", calib=calib_set, progress=False)
+    assert not out.exists() and not list(tmp_path.glob("*.calib"))
+    assert cudart.memory.live()["device"] == 0  # the calibration buffer was freed
+
+    broken.write_bytes(kept)
+    _, side = build_engine(tiny_onnx, out, precision="int8", calib=calib_set, progress=False)
+    assert side["build"]["calibration"]["cache_reused"] is False
+    assert side["build"]["calibration"]["images"] == 5
+
+
+def test_calibration_cache_that_cannot_be_written_fails_the_build(trt, cudart, tiny_onnx, calib_folder,
+                                                                  tmp_path):
+    (tmp_path / "not_a_folder").write_text("")
+    out = tmp_path / "e.engine"
+    with pytest.raises(OSError):
+        build_engine(tiny_onnx, out, precision="int8", calib=str(calib_folder),
+                     calib_cache=tmp_path / "not_a_folder" / "e.calib", progress=False)
+    assert not out.exists()
+
+
+def test_implicit_int8_fills_batches_of_the_network_input(trt, cudart, tmp_path, calib_folder):
+    onnx_path = make_tiny_onnx(tmp_path / "b2.onnx", batch=2)
+    path, side = build_engine(onnx_path, tmp_path / "b2.engine", precision="int8", calib=str(calib_folder),
+                              progress=False)
+    assert side["input"]["shape"] == [2, 3, 64, 128]
+    assert plan(path)["calibration"] == {"cache_read": False, "batches": 2}  # 5 images: 2 batches of 2
+    assert side["build"]["calibration"]["images"] == 4
+
+
+def test_calibration_set_smaller_than_one_batch(trt, cudart, tmp_path, calib_folder):
+    onnx_path = make_tiny_onnx(tmp_path / "b4.onnx", batch=4)
+    with pytest.raises(ValueError, match=r"calibration set frames: 3 image\(s\) to use, fewer than one batch "
+                                         r"of the network input \[4, 3, 64, 128\]"):
+        build_engine(onnx_path, tmp_path / "b4.engine", precision="int8", calib=str(calib_folder),
+                     calib_limit=3, progress=False)
 
 
 def test_calibration_cache_is_keyed_by_onnx_and_images(trt, cudart, tiny_onnx, calib_folder, tmp_path):
@@ -134,12 +200,47 @@ def test_timing_cache_persisted_and_reused(trt, cudart, tiny_onnx, tmp_path):
     assert plan(path)["timing_cache_hit"] is True
 
 
-def test_timing_cache_of_another_version_is_dropped(trt, cudart, tiny_onnx, tmp_path, capsys):
+def stub_cache(version: str, device: str = CACHE_DEVICE) -> bytes:
+    return CACHE_MAGIC + json.dumps({"version": version, "device": device, "entries": ["x"]}).encode()
+
+
+@pytest.mark.parametrize("blob", [b"\x00not a timing cache", b"other version"])
+def test_timing_cache_corrupt_or_of_another_version_is_dropped(trt, cudart, tiny_onnx, tmp_path, capsys,
+                                                               blob):
+    """Such a cache fails in create_timing_cache (an error logged, None back), not in set_timing_cache."""
     cache = tmp_path / "timing.cache"
-    cache.write_bytes(CACHE_MAGIC + json.dumps({"version": "7.1.3", "entries": []}).encode())
-    build_engine(tiny_onnx, tmp_path / "a.engine", timing_cache=cache, progress=False)
-    assert "written by another TensorRT or GPU" in capsys.readouterr().err
+    cache.write_bytes(stub_cache("7.1.3") if blob == b"other version" else blob)
+    path, _ = build_engine(tiny_onnx, tmp_path / "a.engine", timing_cache=cache, progress=False)
+    err = capsys.readouterr().err
+    assert f"warning: timing cache {cache} is corrupt or from another TensorRT version" in err
+    assert "starting from an empty cache" in err and plan(path)["timing_cache_hit"] is False
     assert json.loads(cache.read_bytes()[len(CACHE_MAGIC):])["version"] == trt.__version__
+
+
+def test_timing_cache_that_create_timing_cache_refuses_by_raising(trt, cudart, tiny_onnx, tmp_path, capsys,
+                                                                  monkeypatch):
+    create = trt.IBuilderConfig.create_timing_cache
+
+    def raising(self, blob):
+        if bytes(blob):
+            raise RuntimeError("Serialization assertion failed")
+        return create(self, blob)
+
+    monkeypatch.setattr(trt.IBuilderConfig, "create_timing_cache", raising)
+    cache = tmp_path / "timing.cache"
+    cache.write_bytes(b"garbage")
+    build_engine(tiny_onnx, tmp_path / "a.engine", timing_cache=cache, progress=False)
+    assert (f"timing cache {cache} is corrupt or from another TensorRT version (RuntimeError: Serialization "
+            "assertion failed)") in capsys.readouterr().err
+
+
+def test_timing_cache_of_another_device_is_dropped(trt, cudart, tiny_onnx, tmp_path, capsys):
+    cache = tmp_path / "timing.cache"
+    cache.write_bytes(stub_cache(trt.__version__, device="Orin"))
+    build_engine(tiny_onnx, tmp_path / "a.engine", timing_cache=cache, progress=False)
+    assert (f"warning: timing cache {cache} was recorded on a GPU with other device properties"
+            in capsys.readouterr().err)
+    assert json.loads(cache.read_bytes()[len(CACHE_MAGIC):])["device"] == CACHE_DEVICE
 
 
 def test_parser_errors_name_the_node(trt, cudart, tmp_path):
@@ -169,12 +270,24 @@ def test_platform_without_fast_precision(trt, cudart, qdq_onnx, tiny_onnx, tmp_p
 
 def test_build_failure_reports_tensorrt_errors(trt, cudart, tiny_onnx, tmp_path, monkeypatch):
     def fail(self, network, config):
-        self.logger.log(trt.ILogger.Severity.ERROR, "out of workspace for tactic 42")
+        self.error("out of workspace for tactic 42")
 
     monkeypatch.setattr(trt.Builder, "build_serialized_network", fail)
     with pytest.raises(RuntimeError, match=r"could not build .*tiny\.onnx: out of workspace for tactic 42"):
         build_engine(tiny_onnx, tmp_path / "e.engine", progress=False)
     assert not (tmp_path / "e.engine").exists()
+
+
+def test_errors_of_a_later_build_are_reported(trt, cudart, tiny_onnx, tmp_path, monkeypatch):
+    """TensorRT's logger is process-wide: the first build's logger gets the messages of every later
+    Builder, so each build must see them there (and only its own)."""
+    build_engine(tiny_onnx, tmp_path / "first.engine", progress=False)
+    for error in ("out of workspace for tactic 42", "no implementation for layer /stem/mean"):
+        monkeypatch.setattr(trt.Builder, "build_serialized_network",
+                            lambda self, network, config, e=error: self.error(e))
+        with pytest.raises(RuntimeError, match=r"could not build .*tiny\.onnx") as info:
+            build_engine(tiny_onnx, tmp_path / "e.engine", progress=False)
+        assert str(info.value).endswith(f": {error}")  # not the previous build's error
 
 
 def test_no_tensorrt(monkeypatch, cudart, tiny_onnx, tmp_path):
