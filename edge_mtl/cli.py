@@ -9,6 +9,8 @@ from pathlib import Path
 from edge_mtl.config import READER_FORMATS, non_negative_int, positive_float, positive_int
 from edge_mtl.study.plan import DYNAMIC
 
+# What `pip install edge-mtl` leaves out (the `train` extra): the runtime runs without them.
+TRAINING_PACKAGES = ("torch", "torchvision", "onnxslim", "onnxsim", "tensorboard")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "models" / "tritask_mnv3l.yaml"
 
 
@@ -543,8 +545,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edge-mtl {args.command}: interrupted", file=sys.stderr)
         return 130
     except user_errors() as e:
-        print(f"edge-mtl {args.command}: error: {one_line(e)}", file=sys.stderr)
+        print(f"edge-mtl {args.command}: error: {one_line(e)}{_extra_hint(e)}", file=sys.stderr)
         return 2
+
+
+def _extra_hint(e: BaseException) -> str:
+    """For a training package a runtime-only install lacks: how to get it."""
+    name = getattr(e, "name", None) or ""
+    if not isinstance(e, ModuleNotFoundError) or name.split(".")[0] not in TRAINING_PACKAGES:
+        return ""
+    return (f"; this command needs {name}, which the runtime-only install leaves out: "
+            "pip install 'edge-mtl[train]' (-e '.[train]' in a checkout)")
 
 
 if __name__ == "__main__":

@@ -224,20 +224,15 @@ def model_facts(path: Path, records: list[Record], sidecars: dict[Path, dict[str
 
 
 def _onnx_facts(path: Path) -> tuple[int | None, str | None]:
-    """(params from the edge_mtl metadata, fp32/fp16/int8 from the graph as
+    """(params from the edge_mtl metadata, fp32/fp16/int8 as
     `edge_mtl.runtime.onnx_backend.onnx_precision` tells it), None where unreadable."""
-    try:
-        import onnx
+    from edge_mtl.runtime.onnx_backend import onnx_metadata, onnx_precision
 
-        model = onnx.load(str(path), load_external_data=False)
-        props = {p.key: p.value for p in model.metadata_props}
+    try:
+        props = onnx_metadata(path)
         params = int(props["edge_mtl.params"]) if "edge_mtl.params" in props else None
-        ops = {n.op_type for n in model.graph.node}
-        if ops & {"QuantizeLinear", "DequantizeLinear"}:
-            return params, "int8"
-        elem = model.graph.input[0].type.tensor_type.elem_type
-        return params, "fp16" if elem == onnx.TensorProto.FLOAT16 else "fp32"
-    except Exception:  # onnx raises its own types for a broken file; the size still stands
+        return params, onnx_precision(path)
+    except Exception:  # onnx / onnxruntime raise their own types for a broken file; the size still stands
         return None, None
 
 

@@ -40,16 +40,45 @@ def choose_providers(device: str, available: list[str]) -> list[str]:
     return [*gpu, "CPUExecutionProvider"]
 
 
-def onnx_precision(path: str | os.PathLike) -> str:
-    """``int8`` for a Q/DQ model, ``fp16`` for a half-precision graph, else ``fp32``."""
-    import onnx
+def onnx_precision(path: str | os.PathLike, session: Any = None) -> str:
+    """``int8`` for a Q/DQ model, ``fp16`` for a half-precision graph, else ``fp32``.
 
+    Read from the graph with the ``onnx`` package; a runtime-only install (no ``onnx``) asks
+    onnxruntime instead (``session``, or a CPU session of ``path``): the ``edge_mtl.int8``
+    metadata that `edge-mtl calibrate` writes, and the input's element type."""
+    try:
+        import onnx
+    except ImportError:
+        if session is None:
+            session = cpu_session(path)
+        if "edge_mtl.int8" in session.get_modelmeta().custom_metadata_map:
+            return "int8"
+        return "fp16" if session.get_inputs()[0].type == "tensor(float16)" else "fp32"
     model = load_onnx(path, load_external_data=False)
     ops = {n.op_type for n in model.graph.node}
     if "QuantizeLinear" in ops or "DequantizeLinear" in ops:
         return "int8"
     inputs = model.graph.input
     return "fp16" if inputs and inputs[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 else "fp32"
+
+
+def cpu_session(path: str | os.PathLike) -> Any:
+    """A plain onnxruntime CPU session of ``path`` (to read its metadata and signature)."""
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for bad files
+        raise ValueError(f"{path}: onnxruntime cannot load it ({type(e).__name__}: {e})") from None
+
+
+def onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The model's ``metadata_props``, through ``onnx`` or, without it, onnxruntime."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return dict(cpu_session(path).get_modelmeta().custom_metadata_map)
+    return {p.key: p.value for p in load_onnx(path, load_external_data=False).metadata_props}
 
 
 def session_options(threads: int | None = None, spin: bool = False) -> Any:
@@ -116,7 +145,7 @@ class OnnxRuntimeBackend(Backend):
         self.batch = shape[0] if isinstance(shape[0], int) else None
         self.providers = self.session.get_providers()
         self.device = "cuda" if self.providers[0] in GPU_PROVIDERS else "cpu"
-        self.precision = onnx_precision(path)
+        self.precision = onnx_precision(path, self.session)
 
     def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         outs = self.session.run(list(OUTPUT_NAMES), {self.input_name: images.astype(np.float32, copy=False)})
