@@ -94,9 +94,9 @@ esac
 # --- 1. the stack: every missing piece is listed before stopping -----------------------------------
 missing=()
 command -v "$PY" >/dev/null 2>&1 || die "$PY not found (give the interpreter with --python)"
-if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
-    missing+=("Python 3.10 or newer for edge_mtl ($PY is $("$PY" -c 'import platform; print(platform.python_version())' 2>/dev/null || echo unknown)): JetPack 6
-      ships 3.10; JetPack 5 ships 3.8, see docs/JETSON.md")
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 8))' 2>/dev/null; then
+    missing+=("Python 3.8 or newer for the edge_mtl runtime ($PY is $("$PY" -c 'import platform; print(platform.python_version())' 2>/dev/null || echo unknown)): JetPack 5
+      ships 3.8, JetPack 6 3.10, see docs/JETSON.md")
 fi
 if TRT_VERSION=$("$PY" -c 'import tensorrt; print(tensorrt.__version__)' 2>/dev/null); then
     say "TensorRT $TRT_VERSION"
@@ -106,7 +106,15 @@ else
       python3-libnvinfer (or the nvidia-jetpack meta-package); a virtualenv must be created with
       --system-site-packages to see them; check with: $PY -c 'import tensorrt'")
 fi
-if ! "$PY" -c 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("cuda") else 1)' 2>/dev/null; then
+# cuda.bindings.runtime (cuda-python 12.6.1+, 13.x) or cuda.cudart (12.6.0 and older), as edge_mtl.trt.api reads it
+if ! "$PY" -c 'import importlib, sys
+for name in ("cuda.bindings.runtime", "cuda.cudart"):
+    try:
+        importlib.import_module(name)
+        sys.exit(0)
+    except ImportError:
+        pass
+sys.exit(1)' 2>/dev/null; then
     missing+=("cuda-python (TensorRT device buffers): pip install cuda-python, with the major version
       of your JetPack's CUDA (see /usr/local/cuda/version.json or nvcc --version)")
 fi

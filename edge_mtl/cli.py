@@ -6,11 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from edge_mtl.compat import require_python310
 from edge_mtl.config import READER_FORMATS, non_negative_int, positive_float, positive_int
 from edge_mtl.study.plan import DYNAMIC
 
 # What `pip install edge-mtl` leaves out (the `train` extra): the runtime runs without them.
 TRAINING_PACKAGES = ("torch", "torchvision", "onnxslim", "onnxsim", "tensorboard")
+# The commands that also run on Python 3.8 (JetPack 5; edge_mtl/compat.py); the others need 3.10.
+PY38_COMMANDS = ("synth", "eval", "check-onnx", "calibrate", "build-engine", "bench", "camera", "report")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "models" / "tritask_mnv3l.yaml"
 
 
@@ -540,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # argparse has printed the usage error (2) or the help (0)
         return e.code if isinstance(e.code, int) else 2
     try:
+        if args.command not in PY38_COMMANDS:
+            require_python310("this command")
         return args.func(args)
     except KeyboardInterrupt:
         print(f"edge-mtl {args.command}: interrupted", file=sys.stderr)

@@ -259,7 +259,7 @@ def _to_number(value: Any, what: str) -> int | float:
                 return float(value)
             except ValueError:
                 raise ValueError(f"is not {what}") from None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"is not {what}")
     return value
 
@@ -310,9 +310,14 @@ def _check_range(value: Any, meta: Mapping[str, Any]) -> None:
         raise ValueError(f"must be <= {meta['le']}")
 
 
+# typing.Union[X, None], and X | None (types.UnionType; Python 3.10+, so looked up by name here:
+# edge_mtl.compat)
+_UNIONS = (typing.Union, getattr(types, "UnionType", typing.Union))
+
+
 def _optional(hint: Any) -> Any | None:
     """``X`` for a hint ``X | None``, else None."""
-    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+    if typing.get_origin(hint) not in _UNIONS:
         return None
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if len(args) != 1 or len(typing.get_args(hint)) != 2:
@@ -389,7 +394,8 @@ def _build(cls: type[T], data: Any, source: str, prefix: str = "") -> T:
 
 
 def _takes_text(hint: Any) -> bool:
-    return hint is str or _optional(hint) is str or hint == list[str]
+    return (hint is str or _optional(hint) is str
+            or (typing.get_origin(hint) is list and typing.get_args(hint) == (str,)))
 
 
 def _parse_override(item: str, data: dict[str, Any]) -> tuple[str, str, Any]:
@@ -410,7 +416,7 @@ def _parse_override(item: str, data: dict[str, Any]) -> tuple[str, str, Any]:
         problem = getattr(e, "problem", None) or e
         raise ValueError(f"override {item!r}: {path}: the value is not valid YAML "
                          f"({' '.join(str(problem).split())})") from None
-    if _takes_text(hint) and isinstance(value, bool | int | float):
+    if _takes_text(hint) and isinstance(value, (bool, int, float)):
         value = raw.strip()  # `train.out=2024` names a folder, not a number
     meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == key)
     try:

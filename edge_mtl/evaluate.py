@@ -146,7 +146,7 @@ def in_view(sample: Sample, geometry: Geometry) -> Sample:
         ignore = sample.ignore if sample.ignore is not None else np.zeros((0, 4), np.float32)
         full = (sample.boxes[:, 2] - sample.boxes[:, 0]) * (sample.boxes[:, 3] - sample.boxes[:, 1])
         boxes, classes, ignore = clip_boxes(sample.boxes, sample.classes, ignore, full, (u0, v0, u1, v1))
-        changes |= {"boxes": boxes, "classes": classes, "ignore": ignore}
+        changes.update(boxes=boxes, classes=classes, ignore=ignore)
     return dataclasses.replace(sample, **changes)
 
 

@@ -60,4 +60,4 @@ def json_safe(value: Any) -> Any:
 def to_json(obj: Any, **kw: Any) -> str:
     """Strict JSON text of ``obj``: NaN and infinities become null (`json_safe`), never bare
     ``NaN``; ``kw`` go to `json.dumps` (``allow_nan`` is always False)."""
-    return json.dumps(json_safe(obj), **(kw | {"allow_nan": False}))
+    return json.dumps(json_safe(obj), **{**kw, "allow_nan": False})

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge_mtl.compat import zip_strict
+
 NO_POINT = -2.0  # TuSimple's x for "no lane at this h_sample"
 DEFAULT_MIN_PIXELS = 100
 
@@ -32,7 +34,7 @@ def _row_runs(row: np.ndarray, max_gap: int) -> tuple[np.ndarray, list[tuple[int
         return xs, []
     cut = np.flatnonzero(np.diff(xs) > max_gap + 1) + 1
     starts, ends = np.r_[0, cut], np.r_[cut, xs.size]
-    return xs, [(int(xs[i]), int(xs[j - 1]), int(i), int(j)) for i, j in zip(starts, ends, strict=True)]
+    return xs, [(int(xs[i]), int(xs[j - 1]), int(i), int(j)) for i, j in zip_strict(starts, ends)]
 
 
 @dataclass

@@ -11,6 +11,7 @@ import io
 
 import numpy as np
 
+from edge_mtl.compat import zip_strict
 from edge_mtl.types import CLASSES
 
 
@@ -41,7 +42,7 @@ class DetectionMetric:
         and ``ignore`` float [K, 4] xyxy regions where detections do not count."""
         image_id = len(self.images) + 1
         self.images.append({"id": image_id, "height": size[0], "width": size[1]})
-        for b, c in zip(gt_boxes, gt_classes, strict=True):
+        for b, c in zip_strict(gt_boxes, gt_classes):
             box = _xywh(b)
             self.gts.append({"image_id": image_id, "category_id": int(c) + 1, "bbox": box,
                              "area": box[2] * box[3], "iscrowd": 0})
@@ -50,7 +51,7 @@ class DetectionMetric:
             for k in range(len(self.class_names)):
                 self.crowds.append({"image_id": image_id, "category_id": k + 1, "bbox": box,
                                     "area": box[2] * box[3], "iscrowd": 1})
-        for b, s, c in zip(boxes, scores, classes, strict=True):
+        for b, s, c in zip_strict(boxes, scores, classes):
             self.dets.append({"image_id": image_id, "category_id": int(c) + 1, "score": float(s),
                               "bbox": _xywh(b)})
 
@@ -64,16 +65,16 @@ class DetectionMetric:
                   "num_detections": len(self.dets), "num_ignore_regions":
                   len(self.crowds) // max(1, len(self.class_names))}
         if not self.gts:
-            return result | {"map50": None, "map": None, "ap50_per_class": {}}
+            return {**result, "map50": None, "map": None, "ap50_per_class": {}}
         # ids from 1: COCOeval takes a match id of 0 for "unmatched"
-        annotations = [a | {"id": i + 1} for i, a in enumerate(self.gts + self.crowds)]
+        annotations = [{**a, "id": i + 1} for i, a in enumerate(self.gts + self.crowds)]
         gt = COCO()
         gt.dataset = {"images": self.images, "annotations": annotations,
                       "categories": [{"id": i + 1, "name": n} for i, n in enumerate(self.class_names)]}
         with contextlib.redirect_stdout(io.StringIO()):
             gt.createIndex()
             if not self.dets:
-                return result | {"map50": 0.0, "map": 0.0, "ap50_per_class": {}}
+                return {**result, "map50": 0.0, "map": 0.0, "ap50_per_class": {}}
             dt = gt.loadRes(self.dets)
             ev = COCOeval(gt, dt, "bbox")
             ev.evaluate()
@@ -84,8 +85,8 @@ class DetectionMetric:
         for k, name in enumerate(self.class_names):
             p = precision[:, k]
             per_class[name] = float(p[p > -1].mean()) if (p > -1).any() else None
-        return result | {"map50": float(ev.stats[1]), "map": float(ev.stats[0]),
-                         "ap50_per_class": per_class}
+        return {**result, "map50": float(ev.stats[1]), "map": float(ev.stats[0]),
+                "ap50_per_class": per_class}
 
 
 class LaneMetric:
@@ -183,13 +184,13 @@ class DepthMetric:
     def compute(self) -> dict:
         if not self.rows:
             return {}
-        result = dict(zip(DEPTH_ERRORS, np.asarray(self.rows).mean(0).tolist(), strict=True))
-        result |= {"num_images": len(self.rows), "min_depth": self.min_depth,
-                   "max_depth": self.max_depth, "crop": self.crop}
+        result = dict(zip_strict(DEPTH_ERRORS, np.asarray(self.rows).mean(0).tolist()))
+        result.update({"num_images": len(self.rows), "min_depth": self.min_depth,
+                       "max_depth": self.max_depth, "crop": self.crop})
         if self.median_scaling:
             scaled = np.asarray(self.scaled_rows).mean(0).tolist()
-            result |= {f"{k}_median_scaled": v for k, v in zip(DEPTH_ERRORS, scaled, strict=True)}
+            result.update({f"{k}_median_scaled": v for k, v in zip_strict(DEPTH_ERRORS, scaled)})
             ratios = np.asarray(self.ratios)
             med = float(np.median(ratios))
-            result |= {"scale_median": med, "scale_std": float(np.std(ratios / med))}
+            result.update({"scale_median": med, "scale_std": float(np.std(ratios / med))})
         return result

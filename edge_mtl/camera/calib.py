@@ -77,6 +77,6 @@ def _from_opencv(path: Path) -> float:
 
 
 def _number(value: Any, path: Path, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{path}: {key}={value!r} is not a number")
     return float(value)

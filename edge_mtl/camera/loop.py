@@ -132,6 +132,8 @@ def gpu_runtime_available(kind: str) -> bool:
 
         return bool(set(AUTO_GPU_PROVIDERS) & set(ort.get_available_providers()))
     if kind == "torch-cuda":
+        if sys.version_info < (3, 10):  # no torch models there (edge_mtl.compat.require_python310)
+            return False
         import torch
 
         return torch.cuda.is_available()
@@ -352,7 +354,7 @@ def _summary(src: FrameSource, runner: Backend, timer: StageTimer, run: _Run, re
 
     stages = timer.summary()
     parts = (timer.samples.get(k, []) for k in ("pre", "post", "draw"))
-    per_frame = [sum(v) for v in zip(*parts, strict=False)]
+    per_frame = [sum(v) for v in zip(*parts)]
     loop_p50 = stages.get("loop", {}).get("p50", math.nan)
     return {
         "schema": SCHEMA,

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from edge_mtl.compat import zip_strict
 from edge_mtl.types import CLASSES, Prediction
 
 # BGR colours per class (car, truck, pedestrian), as in apps/render_drive.py.
@@ -121,7 +122,7 @@ def draw_boxes(image: np.ndarray, pred: Prediction, distances: Sequence[float],
     """Each box with a label ``class score distance``."""
     import cv2
 
-    for box, score, cls, dist in zip(pred.boxes, pred.scores, pred.classes, distances, strict=True):
+    for box, score, cls, dist in zip_strict(pred.boxes, pred.scores, pred.classes, distances):
         x1, y1, x2, y2 = (round(float(v)) for v in box)
         color = CLASS_COLORS[int(cls) % len(CLASS_COLORS)]
         cv2.rectangle(image, (x1, y1), (x2, y2), color, 2)

@@ -224,8 +224,8 @@ def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, calib: Calibr
             )
         qmodel = onnx.load(str(Path(tmp) / "int8.onnx"))
     del qmodel.metadata_props[:]
-    onnx.helper.set_model_props(qmodel, props | {"edge_mtl.int8": f"qdq {method} {total} images "
-                                                 f"of {calib.name}; kept float: {len(kept)} nodes"})
+    onnx.helper.set_model_props(qmodel, {**props, "edge_mtl.int8": f"qdq {method} {total} images "
+                                                   f"of {calib.name}; kept float: {len(kept)} nodes"})
     onnx.checker.check_model(qmodel)
     write_atomic(out, qmodel.SerializeToString())
     quantized = sum(n.op_type == "QuantizeLinear" for n in qmodel.graph.node)

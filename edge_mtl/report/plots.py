@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edge_mtl.compat import zip_strict
 from edge_mtl.report.tables import METRICS
 
 STAGE_COLOURS = {"capture": "#8c8c8c", "pre": "#4c72b0", "infer": "#dd8452", "post": "#55a868",
@@ -49,9 +50,9 @@ def accuracy_plot(accuracy: dict[str, Any], path: Path) -> Path | None:
     legend_in = 0.25 * -(-len(rows) // 3) + 0.15
     fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.0 * nrows + 0.6 + legend_in), squeeze=False)
     colours = plt.get_cmap("tab10").colors
-    for ax, m in zip(axes.flat, metrics, strict=False):
+    for ax, m in zip(axes.flat, metrics):
         values = [r["metrics"][m["id"]] for r in rows]
-        for i, (row, v) in enumerate(zip(rows, values, strict=True)):
+        for i, (row, v) in enumerate(zip_strict(rows, values)):
             if v is None:
                 ax.text(i, 0, "n/m", ha="center", va="bottom", fontsize=7, color="grey")
                 continue
@@ -119,7 +120,7 @@ def accuracy_fps_plot(points: list[dict[str, Any]], accuracy: dict[str, Any], pa
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
     colours = plt.get_cmap("tab10").colors
     names = sorted({p["label"] for p in points})
-    for ax, mid in zip(axes.flat, panels, strict=True):
+    for ax, mid in zip_strict(axes.flat, panels):
         for p in points:
             v = p["metrics"].get(mid)
             if v is None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_mtl.compat import zip_strict
 from edge_mtl.report.collect import Collected, Record, describe_host, field, measured, number
 
 
@@ -172,7 +173,7 @@ def _disambiguate(rows: list[dict[str, Any]]) -> None:
                 break
         else:
             tags = [f"#{i + 1}" for i in range(len(group))]
-        for row, tag in zip(group, tags, strict=True):
+        for row, tag in zip_strict(group, tags):
             row["label"] = f"{label} · {tag}"
 
 

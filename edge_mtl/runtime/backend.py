@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_mtl.compat import require_python310
 from edge_mtl.runtime.geometry import Geometry, canonical_focal, fit_geometry
 from edge_mtl.types import DEFAULT_FOCAL_RATIO
 
@@ -129,6 +130,8 @@ def open_backend(model: str | os.PathLike, backend: str = "auto", device: str = 
     if name != expected:
         raise ValueError(f"{path}: a {path.suffix} file runs on the {expected} backend, not {name}")
     if name == "torch":
+        require_python310(f"{path}: a torch model")
+
         from edge_mtl.runtime.torch_backend import TorchBackend
 
         return TorchBackend(path, device=device, **options)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_mtl.compat import zip_strict
+
 RESIZE_MODES: tuple[str, ...] = ("letterbox", "crop")
 # ImageNet mean in BGR uint8: the border of a letterboxed frame is zero once normalised.
 PAD_BGR: tuple[int, int, int] = (104, 116, 124)
@@ -139,7 +141,7 @@ def to_source(plane: np.ndarray, geometry: Geometry, interpolation: int, fill: f
     kx, ky = pw / w, ph / h  # output pixels per input pixel
     sh, sw = geometry.source
     if geometry.mode == "letterbox":
-        x0, y0, x1, y1 = (v * k for v, k in zip(geometry.content(), (kx, ky, kx, ky), strict=True))
+        x0, y0, x1, y1 = (v * k for v, k in zip_strict(geometry.content(), (kx, ky, kx, ky)))
         if all(float(v).is_integer() for v in (x0, y0, x1, y1)):  # the usual case: one plain resize
             inner = plane[int(y0):int(y1), int(x0):int(x1)]
             return cv2.resize(np.ascontiguousarray(inner, np.float32), (sw, sh), interpolation=interpolation)

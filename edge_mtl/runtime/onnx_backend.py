@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_mtl.compat import zip_strict
 from edge_mtl.export.metadata import load_onnx, model_info, parse_metadata
 from edge_mtl.files import sha256
 from edge_mtl.runtime.backend import Backend
@@ -149,7 +150,7 @@ class OnnxRuntimeBackend(Backend):
 
     def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         outs = self.session.run(list(OUTPUT_NAMES), {self.input_name: images.astype(np.float32, copy=False)})
-        return dict(zip(OUTPUT_NAMES, outs, strict=True))
+        return dict(zip_strict(OUTPUT_NAMES, outs))
 
     def runtime_info(self) -> dict[str, Any]:
         return {"providers": self.providers, "threads": self.threads, "spin": self.spin}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge_mtl.compat import zip_strict
 from edge_mtl.config import GRADIENT_STRATEGIES, LOSS_STRATEGIES
 from edge_mtl.types import TASKS
 
@@ -39,19 +40,19 @@ def plan(seeds: int, strategies: tuple[str, ...] = DYNAMIC,
         common = {"train.seed": seed}
         for t in TASKS:
             runs.append(Run(f"single_{t}_s{seed}", "single", seed, "train",
-                            common | {"train.tasks": [t], "weighting.strategy": "equal"}, f"single {t}"))
+                            {**common, "train.tasks": [t], "weighting.strategy": "equal"}, f"single {t}"))
         for s in strategies:
             options = {"weighting.options": {"period": dwa_period}} if s == "dwa" else {}
             runs.append(Run(f"{s}_s{seed}", "strategy", seed, "train",
-                            common | {"weighting.strategy": s} | options, s))
+                            {**common, "weighting.strategy": s, **options}, s))
         for w in fixed_grid:
             label = "fixed " + "/".join(f"{v:g}" for v in w)
             runs.append(Run(f"fixed_{'_'.join(f'{v:g}' for v in w)}_s{seed}", "fixed", seed, "train",
-                            common | {"weighting.strategy": "fixed", "weighting.warmup_steps": 0,
-                                      "weighting.fixed": dict(zip(TASKS, w, strict=True))}, label))
+                            {**common, "weighting.strategy": "fixed", "weighting.warmup_steps": 0,
+                             "weighting.fixed": dict(zip_strict(TASKS, w))}, label))
         if ablation:
             for missing in ("mask", "background"):
                 runs.append(Run(f"drop50_{missing}_s{seed}", "missing", seed, "train_drop",
-                                common | {"weighting.strategy": "equal", "train.missing": missing},
+                                {**common, "weighting.strategy": "equal", "train.missing": missing},
                                 f"50 % labels dropped, {'masked' if missing == 'mask' else 'as background'}"))
     return runs

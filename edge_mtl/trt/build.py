@@ -235,7 +235,7 @@ def build_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, precision
     if timing_cache is not None:
         write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
     if calibrator is not None:
-        calibration |= {"images": calibrator.images, "cache_reused": calibrator.cache_read}
+        calibration.update({"images": calibrator.images, "cache_reused": calibrator.cache_read})
 
     build = {"flags": flags, "workspace_mb": workspace_mb, "dla_core": dla_core,
              "timing_cache": str(timing_cache.resolve()) if timing_cache is not None else None,

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from edge_mtl.compat import zip_strict
 from edge_mtl.export.trt_ops import OPSET_RANGE, SUPPORTED_OPS
 from tests.trt import stub_cudart
 
@@ -134,7 +135,7 @@ def read_plan(blob: bytes) -> dict[str, Any]:
         raise ValueError("not a stub plan")
     (size,) = struct.unpack("<I", blob[len(PLAN_MAGIC):len(PLAN_MAGIC) + 4])
     start = len(PLAN_MAGIC) + 4
-    return json.loads(blob[start:start + size]) | {"_onnx": bytes(blob[start + size:])}
+    return {**json.loads(blob[start:start + size]), "_onnx": bytes(blob[start + size:])}
 
 
 def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8: bool = True,
@@ -321,7 +322,7 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
         def combine(self, other: ITimingCache, ignore_mismatch: bool) -> bool:
             if other.version != self.version and not ignore_mismatch:
                 return False
-            self.entries |= other.entries
+            self.entries.update(other.entries)
             return True
 
         def reset(self) -> bool:
@@ -515,7 +516,7 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
 
     if gen8:
         def execute_async_v2(self: IExecutionContext, bindings: list[int], stream_handle: int) -> bool:
-            for name, ptr in zip(self.engine.tensors, bindings, strict=True):
+            for name, ptr in zip_strict(self.engine.tensors, bindings):
                 self.set_tensor_address(name, ptr)
             return self.execute_async_v3(stream_handle)
 
@@ -567,7 +568,7 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
                         feeds[t["name"]] = np.frombuffer(raw, dtype).reshape(t["shape"])
                 outputs = [t for t in self.record["io"] if t["mode"] == "OUTPUT"]
                 values = self.session.run([t["name"] for t in outputs], feeds)
-                for t, value in zip(outputs, values, strict=True):
+                for t, value in zip_strict(outputs, values):
                     if "FP16" in self.record["flags"]:
                         value = value.astype(np.float16)
                     out = np.ascontiguousarray(value, dtype=np_types[t["dtype"]])

@@ -61,6 +61,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_mtl.compat import removeprefix
 from edge_mtl.data.checks import DatasetError
 from edge_mtl.data.reader import (
     DEFAULT_LANE_WIDTH,
@@ -414,7 +415,7 @@ def _lane_ids(categories: Sequence[str], where: str) -> tuple[int, ...]:
     if isinstance(categories, str) or not isinstance(categories, Sequence):
         raise DatasetError(f"{where}: lane_categories must be a list of {list(LANE_CATEGORIES)}, "
                            f"got {categories!r}")
-    names = [c.removeprefix("lane/") if isinstance(c, str) else c for c in categories]
+    names = [removeprefix(c, "lane/") if isinstance(c, str) else c for c in categories]
     bad = [c for c in names if c not in LANE_CATEGORIES]
     if bad:
         raise DatasetError(f"{where}: lane_categories {bad} are not BDD100K lane categories "
@@ -508,7 +509,7 @@ def _lane_type(category: str, attributes: dict, where: str) -> int | None:
             raise DatasetError(f"{where}: a 'lane' label needs attributes.laneType, got {kind!r}")
     else:
         kind = category
-    kind = kind.removeprefix("lane/")
+    kind = removeprefix(kind, "lane/")
     return LANE_CATEGORIES.index(kind) if kind in LANE_CATEGORIES else None
 
 

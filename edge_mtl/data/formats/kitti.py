@@ -80,7 +80,7 @@ def parse_object(fields: Sequence[str], where: str, prefix: Sequence[str] = ()) 
         raise DatasetError(f"{where}: expected {len(names)} fields ({len(names) + 1} with score), "
                            f"got {len(fields)}")
     values: dict[str, float] = {}
-    for name, text in zip((*names, "score"), fields, strict=False):
+    for name, text in zip((*names, "score"), fields):
         if name == "type":
             continue
         try:

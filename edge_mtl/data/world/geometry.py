@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from typing import Tuple
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from edge_mtl.types import Camera
 
 NEAR = 0.05  # metres: nothing is hit nearer than this along the optical axis
 
-Region = tuple[int, int, int, int]  # r0, r1, c0, c1 (half open)
+Region = Tuple[int, int, int, int]  # r0, r1, c0, c1 (half open); typing's: Python 3.8
 
 
 def rotation(pitch: float, roll: float) -> np.ndarray:

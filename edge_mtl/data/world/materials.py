@@ -9,10 +9,11 @@ paint is a function of the road layout alone, so the lane mask is exact.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import lru_cache
 
 import numpy as np
 
+from edge_mtl.compat import zip_strict
 from edge_mtl.data.world.scene import Prop, Scene, Vehicle
 from edge_mtl.data.world.shapes import Part
 
@@ -37,7 +38,7 @@ def hash01(*keys: np.ndarray) -> np.ndarray:
     return (h & np.uint64(0xFFFFFF)).astype(np.float32) / np.float32(0x1000000)
 
 
-@cache
+@lru_cache(maxsize=None)  # functools.cache: Python 3.9
 def texture(kind: str, size: int = 256) -> np.ndarray:
     """Tileable noise textures (fixed per process, zero mean, unit std unless binary)."""
     rng = np.random.default_rng({"grain": 1, "patches": 2, "leaves": 3, "clouds": 4, "cracks": 5,
@@ -82,7 +83,7 @@ def sample(tex: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.take(tex.reshape(-1), idx)
 
 
-@cache
+@lru_cache(maxsize=None)  # functools.cache: Python 3.9
 def _cell_table() -> np.ndarray:
     return np.random.default_rng(99).random(256 * 256, dtype=np.float32).reshape(256, 256)
 
@@ -106,7 +107,7 @@ def _marking_tables(scene: Scene) -> dict[str, np.ndarray]:
         elif m.kind in ("double", "solid_dashed", "dashed_solid"):
             c0, c1, p1 = -sep, sep, True
             d0, d1 = m.kind == "dashed_solid", m.kind == "solid_dashed"
-        for k, v in zip(cols, (m.offset, c0, c1, p0, p1, d0, d1, m.width, m.yellow, m.phase), strict=True):
+        for k, v in zip_strict(cols, (m.offset, c0, c1, p0, p1, d0, d1, m.width, m.yellow, m.phase)):
             cols[k].append(v)
     return {k: np.asarray(v, np.float32 if k not in ("p0", "p1", "d0", "d1", "yellow") else bool)
             for k, v in cols.items()}

@@ -8,8 +8,9 @@ the scene seed), so changing one concern's parameters leaves the others' draws u
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Tuple
 
-Range = tuple[float, float]
+Range = Tuple[float, float]  # typing's: Python 3.8
 
 
 @dataclass(frozen=True)

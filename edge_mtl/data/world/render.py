@@ -13,13 +13,13 @@ the lane mask is the paint left visible; depth is the z-buffer (0 for sky).
 
 from __future__ import annotations
 
-import itertools
 import threading
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
+from edge_mtl.compat import zip_strict
 from edge_mtl.data.world import effects, geometry, materials, shapes
 from edge_mtl.data.world.scene import PEDESTRIAN, Prop, Scene, Vehicle, sample_scene
 from edge_mtl.types import Camera, Sample
@@ -501,7 +501,7 @@ def _draw_roadside(scene: Scene, rays: geometry.Rays, cv: _Canvas, sun_dir, sunl
     stretches = [z for z in (1.0, 2.5, 5.0, 9.0, 15.0, 24.0, 38.0, 60.0) if z < bg] + [bg]
     for lateral, y0, y1, kind, color, inward in curtains:
         parts = []
-        for za, zb in itertools.pairwise(stretches):
+        for za, zb in zip(stretches, stretches[1:]):
             pts = geometry.road_points(curve, lateral, (y0, y1), h, za, zb, n=6)
             region = geometry.region_of_points(cam, rot, pts, margin=3)
             if region is not None:
@@ -510,7 +510,7 @@ def _draw_roadside(scene: Scene, rays: geometry.Rays, cv: _Canvas, sun_dir, sunl
                     parts.append(got)
         if not parts:
             continue
-        flat, t, ycoord, z = (np.concatenate(p) for p in zip(*parts, strict=True))
+        flat, t, ycoord, z = (np.concatenate(p) for p in zip_strict(*parts))
         height = h - ycoord
         s = z + scene.travelled
         if kind == "guardrail":

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from edge_mtl.compat import zip_strict
 from edge_mtl.data.world.geometry import RoadCurve, rotation
 from edge_mtl.data.world.params import DEFAULT, Randomization
 from edge_mtl.types import Camera
@@ -493,7 +494,7 @@ def sample_surroundings(rng: np.random.Generator, setting: str, params: Randomiz
             else 0.0,
             kerb=kerb, sidewalk=sidewalk, sidewalk_color=_grey(rng, 130, 195),
             rail=rail, rail_offset=rail_off, rail_height=rail_h,
-            rail_color=tuple(float(c) * g for c, g in zip(rail_color, _grey(rng, 0.8, 1.1), strict=True))))
+            rail_color=tuple(float(c) * g for c, g in zip_strict(rail_color, _grey(rng, 0.8, 1.1)))))
     skyline = str(rng.choice(["hills", "treeline", "city", "flat"],
                              p=[0.25, 0.35, 0.3, 0.1] if setting in ("urban", "suburban")
                              else [0.45, 0.4, 0.05, 0.1]))
@@ -632,7 +633,7 @@ def sample_traffic(rng: np.random.Generator, scene: Scene, params: Randomization
     p /= p.sum()
     gap_mean = _u(rng, tp.gap_mean) * (0.7 if setting == "urban" else 1.0)
     vehicles: list[Vehicle] = []
-    for lane, (lane_x, onc) in enumerate(zip(road.lanes, road.oncoming, strict=True)):
+    for lane, (lane_x, onc) in enumerate(zip_strict(road.lanes, road.oncoming)):
         same_dir_adjacent = abs(lane - road.ego_lane) == 1 and not onc
         if lane == road.ego_lane:
             z = float(rng.uniform(6.0, 14.0)) + float(rng.exponential(gap_mean))
