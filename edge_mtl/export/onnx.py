@@ -19,10 +19,53 @@ from edge_mtl.runtime.preprocess import MEAN, STD
 from edge_mtl.types import CLASSES, OUTPUT_NAMES
 
 PARITY_ATOL = 1e-4
-# Boxes are in input pixels (up to 640) and depth in metres (up to 120), where float32's own
-# spacing is ~6e-5 and ~8e-6: the parity bound is atol + rtol * |reference| (numpy.allclose's
-# rule), with rtol a few float32 ulps so that summation order alone never fails an export.
-PARITY_RTOL = 1e-6
+# The gate is relative to float32 itself. Per output, the float64 forward of the same network on
+# the same inputs is the truth; PyTorch's own float32 error against it (its "noise": summation order
+# and rounding, which grows with activation size and network depth) is what any float32 engine
+# may be expected to show. The ONNX graph passes when its error against float64 is at most
+# PARITY_ATOL + PARITY_NOISE_FACTOR x that noise: onnxruntime's error measures 0.7-1.5x
+# PyTorch's on the outputs of both backbones (and on each backbone, FPN and head tensor of the
+# TF-padded MobileNetV2), while a wrong graph (a stem weight off by 0.01 %, a shifted TF pad)
+# lands 5x to 1e4x above the bound (tests/export/test_onnx.py). An element-wise ``rtol * |ref|`` does not
+# work: a box edge near 0 px is ``point - distance`` with distances of hundreds of pixels, and
+# depth is ``exp`` of a sigmoid, so their float32 error follows the operands, not the result.
+PARITY_NOISE_FACTOR = 4.0
+# The noise counted is at most this fraction of the output's largest |value|, so a network that
+# float32 cannot compute (PyTorch's own error beyond it) cannot widen the gate without limit.
+PARITY_NOISE_CAP = 1e-4
+
+
+@dataclass
+class Reference:
+    """PyTorch's outputs for the parity inputs, in float32 and float64, and per output the noise
+    (max |float32 - float64|, capped: PARITY_NOISE_CAP) and largest |float64 value|."""
+
+    inputs: list[np.ndarray]
+    fp32: list[dict[str, np.ndarray]]
+    fp64: list[dict[str, np.ndarray]]
+    noise: dict[str, float]
+    scale: dict[str, float]
+
+
+def reference_outputs(model: torch.nn.Module, inputs: list[np.ndarray]) -> Reference:
+    """``model`` (float32, unchanged) and a float64 copy of it run on each input."""
+    import copy
+
+    model64 = copy.deepcopy(model).double()
+    fp32, fp64 = [], []
+    noise = dict.fromkeys(OUTPUT_NAMES, 0.0)
+    scale = dict.fromkeys(OUTPUT_NAMES, 0.0)
+    with torch.inference_mode():
+        for x in inputs:
+            r32 = {k: v.numpy() for k, v in model(torch.from_numpy(x)).items()}
+            r64 = {k: v.numpy() for k, v in model64(torch.from_numpy(x).double()).items()}
+            for k in OUTPUT_NAMES:
+                noise[k] = max(noise[k], float(np.abs(r32[k] - r64[k]).max(initial=0.0)))
+                scale[k] = max(scale[k], float(np.abs(r64[k]).max(initial=0.0)))
+            fp32.append(r32)
+            fp64.append(r64)
+    noise = {k: min(v, PARITY_NOISE_CAP * scale[k]) for k, v in noise.items()}
+    return Reference(list(inputs), fp32, fp64, noise, scale)
 
 
 @dataclass
@@ -32,10 +75,12 @@ class ExportResult:
     simplifier: str
     nodes_before: int
     nodes_after: int
-    # stage ("exported", "simplified") -> output name -> max abs difference to PyTorch
+    # stage ("exported", "simplified") -> output name -> max abs difference to PyTorch (float32)
     parity: dict[str, dict[str, float]] = field(default_factory=dict)
-    # stage -> output name -> max of |diff| / (atol + rtol |ref|); <= 1 passes
+    # stage -> output name -> max |ONNX - float64| / (atol + noise_factor x noise); <= 1 passes
     parity_ratio: dict[str, dict[str, float]] = field(default_factory=dict)
+    # output name -> PyTorch float32's own max |error| against float64 on the parity inputs
+    parity_noise: dict[str, float] = field(default_factory=dict)
 
 
 def parity_inputs(size: tuple[int, int], batch: int = 1, seed: int = 0, frames: int = 2
@@ -43,7 +88,8 @@ def parity_inputs(size: tuple[int, int], batch: int = 1, seed: int = 0, frames: 
     """Rendered road frames, pre-processed: what the model sees in use.
 
     Normalised noise is left out on purpose: it drives the box regressors far outside their
-    range, where float32 summation order alone moves a stride-32 box edge by ~3e-4 px.
+    range, so the gate (relative to PyTorch's own float32 error there) would judge the graph
+    on activations it never computes in use.
     """
     from edge_mtl.data.world import render_random
     from edge_mtl.runtime.preprocess import preprocess
@@ -52,10 +98,14 @@ def parity_inputs(size: tuple[int, int], batch: int = 1, seed: int = 0, frames: 
             for i in range(frames)]
 
 
-def parity(model_path: str | os.PathLike, reference: torch.nn.Module, inputs: list[np.ndarray],
-           atol: float = PARITY_ATOL, rtol: float = PARITY_RTOL
-           ) -> tuple[dict[str, float], dict[str, float]]:
-    """Per output: largest |onnxruntime - PyTorch| and largest |diff| / (atol + rtol |ref|)."""
+def parity(model_path: str | os.PathLike, reference: torch.nn.Module | Reference,
+           inputs: list[np.ndarray] | None = None, atol: float = PARITY_ATOL,
+           noise_factor: float = PARITY_NOISE_FACTOR) -> tuple[dict[str, float], dict[str, float]]:
+    """Per output: largest |onnxruntime - PyTorch float32| and the gate's ratio, largest
+    |onnxruntime - float64| / (atol + noise_factor x PyTorch's own float32 error); <= 1 passes.
+
+    ``reference``: the model (run on ``inputs``) or its ``reference_outputs``, computed once.
+    """
     import onnxruntime as ort
 
     try:
@@ -63,23 +113,26 @@ def parity(model_path: str | os.PathLike, reference: torch.nn.Module, inputs: li
     except Exception as e:  # onnxruntime raises its own exception types for bad files
         detail = " ".join(str(e).split())[:300]
         raise ValueError(f"{model_path}: onnxruntime cannot load it ({type(e).__name__}: {detail})") from None
+    ref = reference if isinstance(reference, Reference) else reference_outputs(reference, inputs or [])
     worst = dict.fromkeys(OUTPUT_NAMES, 0.0)
-    ratio = dict.fromkeys(OUTPUT_NAMES, 0.0)
-    for x in inputs:
+    error = dict.fromkeys(OUTPUT_NAMES, 0.0)
+    for x, r32, r64 in zip(ref.inputs, ref.fp32, ref.fp64, strict=True):
         got = dict(zip(OUTPUT_NAMES, session.run(list(OUTPUT_NAMES), {INPUT_NAME: x}), strict=True))
-        with torch.inference_mode():
-            ref = reference(torch.from_numpy(x))
         for k in OUTPUT_NAMES:
-            r = ref[k].numpy()
-            diff = np.abs(got[k] - r)
-            worst[k] = max(worst[k], float(diff.max()))
-            ratio[k] = max(ratio[k], float((diff / (atol + rtol * np.abs(r))).max()))
+            if got[k].shape != r32[k].shape:
+                raise ValueError(f"{model_path}: output {k} has shape {list(got[k].shape)}, "
+                                 f"PyTorch's {list(r32[k].shape)}")
+            worst[k] = max(worst[k], float(np.abs(got[k] - r32[k]).max(initial=0.0)))
+            # NaN compares as not <= 1: an output that is NaN in ONNX alone fails the gate
+            err = np.abs(got[k].astype(np.float64) - r64[k])
+            error[k] = max(error[k], float(err.max(initial=0.0)) if not np.isnan(err).any() else np.inf)
+    ratio = {k: error[k] / (atol + noise_factor * ref.noise[k]) for k in OUTPUT_NAMES}
     return worst, ratio
 
 
 def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, opset: int = 17,
                 simplifier: str = "onnxslim", batch: int = 1, atol: float = PARITY_ATOL,
-                rtol: float = PARITY_RTOL) -> ExportResult:
+                noise_factor: float = PARITY_NOISE_FACTOR) -> ExportResult:
     """Export ``checkpoint`` to ``out``; raises if the checker or the parity check fails."""
     if simplifier not in SIMPLIFIERS:
         raise ValueError(f"unknown simplifier {simplifier!r}; choose from {list(SIMPLIFIERS)}")
@@ -93,7 +146,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, opset: in
     tmp = out.with_suffix(".export.tmp.onnx")
     try:
         result = _export_checked(checkpoint, cfg, model, size, tmp, out, opset, simplifier, batch,
-                                 atol, rtol)
+                                 atol, noise_factor)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -114,14 +167,15 @@ def _torch_export(model: torch.nn.Module, size: tuple[int, int], batch: int, pat
 
 
 def _export_checked(checkpoint, cfg, model, size, tmp: Path, out: Path, opset: int,
-                    simplifier: str, batch: int, atol: float, rtol: float) -> ExportResult:
+                    simplifier: str, batch: int, atol: float, noise_factor: float) -> ExportResult:
     import onnx
 
     _torch_export(model, size, batch, tmp, opset)
     proto = onnx.load(str(tmp))
-    inputs = parity_inputs(size, batch)
+    ref = reference_outputs(model, parity_inputs(size, batch))
     result = ExportResult(path=out, opset=opset, simplifier=simplifier,
-                          nodes_before=len(proto.graph.node), nodes_after=len(proto.graph.node))
+                          nodes_before=len(proto.graph.node), nodes_after=len(proto.graph.node),
+                          parity_noise=dict(ref.noise))
     stages = [("exported", proto)]
     if simplifier != "none":
         try:
@@ -146,11 +200,13 @@ def _export_checked(checkpoint, cfg, model, size, tmp: Path, out: Path, opset: i
         except onnx.checker.ValidationError as e:
             raise ValueError(f"{out}: onnx.checker rejects the {stage} graph: {e}") from e
         onnx.save(p, str(tmp))
-        diffs, ratios = parity(tmp, model, inputs, atol, rtol)
+        diffs, ratios = parity(tmp, ref, atol=atol, noise_factor=noise_factor)
         result.parity[stage], result.parity_ratio[stage] = diffs, ratios
         bad = [k for k, v in ratios.items() if not v <= 1.0]
         if bad:
-            raise ValueError(f"{out}: ONNX ({stage}) differs from PyTorch beyond "
-                             f"{atol:g} + {rtol:g}|ref|: "
-                             + ", ".join(f"{k} max |diff| {diffs[k]:.2e}" for k in bad))
+            raise ValueError(f"{out}: ONNX ({stage}) differs from the float64 reference beyond "
+                             f"{atol:g} + {noise_factor:g} x PyTorch float32's own error: "
+                             + ", ".join(f"{k} {ratios[k]:.3g}x the bound (max |diff| to PyTorch "
+                                         f"{diffs[k]:.2e}, PyTorch float32 vs float64 "
+                                         f"{ref.noise[k]:.2e})" for k in bad))
     return result
