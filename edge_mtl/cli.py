@@ -213,7 +213,7 @@ def _cmd_camera(args: argparse.Namespace) -> int:
     run_camera(args.source, args.model, args.backend, args.device, headless=args.headless,
                record=args.record, max_frames=args.max_frames, bench_json=args.bench_json,
                width=args.width, height=args.height, fps=args.fps, flip_method=args.flip_method,
-               focal=focal)
+               focal=focal, serial=args.serial)
     return 0
 
 
@@ -436,6 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--height", type=positive_int, help="capture height (csi, webcam; csi default 720)")
     m.add_argument("--fps", type=positive_int, help="capture frame rate (csi, webcam; csi default 30)")
     m.add_argument("--flip-method", type=int, default=0, help="csi: nvvidconv flip-method (0-7)")
+    m.add_argument("--serial", action="store_true",
+                   help="run capture, pre, infer and post + draw one after the other on one frame at a "
+                        "time (the loop before the pipeline; for comparison). Default: the stages "
+                        "overlap on threads, a live source keeping the newest frame")
     lens = m.add_mutually_exclusive_group()
     lens.add_argument("--focal", type=positive_float, metavar="PX",
                       help="the camera's focal length in pixels of its frames, for metric depth "

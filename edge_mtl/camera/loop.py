@@ -1,5 +1,10 @@
 """The camera loop: source -> pre -> infer -> post -> overlay -> window / recording, timed per stage.
 
+By default the stages overlap, on threads joined by bounded queues (`edge_mtl.camera.pipeline`:
+capture + decode, pre, infer, then post + draw + output in the caller's thread; a live source
+keeps the newest frame, a file hands on every frame in order). ``serial=True`` (``--serial``)
+runs them one after the other on one frame at a time (`_loop`), as before the pipeline.
+
 The model is a file or a stem. A file the user names (``m.onnx``, ``m.pt``, ``m.engine`` /
 ``m.plan``) is what runs: it is never replaced by a sibling, and when it cannot be opened the run
 fails with an error naming it. A stem without a model suffix (``runs/deploy/m``) lets the loop
@@ -25,7 +30,11 @@ corrupt), ``stop_reason`` (``end of stream``, ``max frames``, ``SIGTERM``, ``int
 ``window closed`` or ``error: ...``: the summary is written on every exit path of the loop, an
 error is raised after it), ``elapsed_s``, ``fps`` (``mean`` over the run, ``p50``
 from the median loop time), ``stages_ms`` (``capture``, ``pre``, ``infer``, ``post``, ``draw``,
-``output``, ``loop``: p50 / p90 / mean / max), ``pre_post_draw_ms`` (their per-frame sum), the
+``output``, ``loop``: p50 / p90 / p95 / mean / max, of the frames shown; ``loop`` is the time
+from one shown frame to the next), ``pre_post_draw_ms`` (their per-frame sum), ``latency_ms``
+(capture to display: from a live source's grab, or the end of a file read, to the end of the
+output stage), ``mode`` (``pipelined`` or ``serial``), ``dropped_in_pipeline`` (the live frames
+the pipeline replaced by a newer one before the next stage took them; part of ``dropped``), the
 model, backend, source, sizes, recording and host.
 """
 
@@ -41,7 +50,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -274,6 +283,9 @@ class _Run:
     started: float = 0.0
     reason: str = "end of stream"
     recording_failed: bool = False
+    mode: str = "pipelined"
+    latency: list[float] = field(default_factory=list)  # capture to display, ms, per shown frame
+    stale: int = 0  # pipelined, live source: frames replaced in a queue by a newer one
 
 
 def _loop(src: FrameSource, runner: Backend, timer: StageTimer, run: _Run, stop: threading.Event,
@@ -328,6 +340,7 @@ def _loop(src: FrameSource, runner: Backend, timer: StageTimer, run: _Run, stop:
         run.frames += 1
         timer.samples["loop"].append((time.perf_counter() - t0) * 1e3)
         ends.append(time.perf_counter())
+        run.latency.append((ends[-1] - (frame.captured or t0)) * 1e3)
         if not keep_going:
             run.reason = "window closed"
             return
@@ -363,8 +376,10 @@ def _summary(src: FrameSource, runner: Backend, timer: StageTimer, run: _Run, re
         **runner.describe(),
         "input_size": list(runner.info.input_size),
         "frame_size": list(run.frame_size) if run.frame_size else None,
+        "mode": run.mode,
         "frames": run.frames,
-        "dropped": src.dropped,
+        "dropped": src.dropped + run.stale,
+        "dropped_in_pipeline": run.stale,
         "corrupt_frames": len(src.corrupt),
         "corrupt_files": list(src.corrupt),
         "stop_reason": run.reason,
@@ -373,13 +388,15 @@ def _summary(src: FrameSource, runner: Backend, timer: StageTimer, run: _Run, re
                 "p50": round(1e3 / loop_p50, 2) if loop_p50 and not math.isnan(loop_p50) else None},
         "stages_ms": stages,
         "pre_post_draw_ms": summarize(per_frame) if per_frame else None,
+        "latency_ms": summarize(run.latency) if run.latency else None,
         "record": str(recorder.path) if recorder else None,
         "recorded_frames": recorder.frames if recorder else 0,
         "host": host_info(),
     }
 
 
-def run_camera(source: str | int | os.PathLike | FrameSource, model: str | os.PathLike | None = None,
+def run_camera(source: str | int | os.PathLike | FrameSource,
+               model: str | os.PathLike | Backend | None = None,
                backend: str = "auto", device: str = "auto", headless: bool = False,
                record: str | os.PathLike | None = None, max_frames: int | None = None,
                bench_json: str | os.PathLike | None = None, *, width: int | None = None,
@@ -387,7 +404,7 @@ def run_camera(source: str | int | os.PathLike | FrameSource, model: str | os.Pa
                postprocess_cfg: PostprocessConfig | None = None, window_title: str = "edge-mtl camera",
                tune_malloc: bool = True, log: Callable[[str], object] = print,
                backend_options: Mapping[str, Mapping[str, Any]] | None = None,
-               focal: float | None = None, **source_options: Any) -> dict[str, Any]:
+               focal: float | None = None, serial: bool = False, **source_options: Any) -> dict[str, Any]:
     """Run ``model`` on ``source`` until it ends, ``max_frames``, Ctrl-C, SIGTERM or the window
     closes; returns the summary (module docstring), also written to ``bench_json``.
 
@@ -397,6 +414,9 @@ def run_camera(source: str | int | os.PathLike | FrameSource, model: str | os.Pa
     name, keyword arguments for it (`open_model`); onnxruntime's threads do not spin by default
     (`edge_mtl.runtime.onnx_backend.session_options`). ``focal``: the camera's focal length in
     its own pixels, for metric depth (default: 0.8 x the frame width, a 64 degree field of view).
+    ``model`` may also be an open `Backend` (a stand-in, say): it runs as it is and is closed at
+    the end, like a `FrameSource` given as ``source``. ``serial``: run the stages one after the
+    other (`_loop`) instead of the pipeline (`edge_mtl.camera.pipeline`).
     """
     from edge_mtl.camera.sources import open_source, parse_source
 
@@ -406,11 +426,15 @@ def run_camera(source: str | int | os.PathLike | FrameSource, model: str | os.Pa
         parse_source(source, width, height, fps, flip_method)  # a bad value fails before the model loads
     if tune_malloc:
         tune_allocator()
-    timer, run, stop = StageTimer(), _Run(), threading.Event()
+    timer, run, stop = StageTimer(), _Run(mode="serial" if serial else "pipelined"), threading.Event()
     failure: Exception | None = None
     with ExitStack() as stack:
-        runner = stack.enter_context(open_model(model or DEFAULT_MODEL, backend, device, log=log,
-                                                options=backend_options))
+        if isinstance(model, Backend):
+            runner = stack.enter_context(model)
+            log(f"camera: backend {runner.name} on {runner.device} ({runner.precision}), {runner.info.path}")
+        else:
+            runner = stack.enter_context(open_model(model or DEFAULT_MODEL, backend, device, log=log,
+                                                    options=backend_options))
         # Warm up before the source opens: a live source's frames captured meanwhile would
         # count as dropped.
         runner.infer(np.zeros((1, 3, *runner.info.input_size), np.float32))
@@ -425,7 +449,13 @@ def run_camera(source: str | int | os.PathLike | FrameSource, model: str | os.Pa
             stack.callback(window.close)
         stack.enter_context(stop_on_sigterm(stop))
         try:
-            _loop(src, runner, timer, run, stop, max_frames, recorder, window, postprocess_cfg, focal)
+            if serial:
+                _loop(src, runner, timer, run, stop, max_frames, recorder, window, postprocess_cfg, focal)
+            else:
+                from edge_mtl.camera.pipeline import run_pipeline
+
+                run_pipeline(src, runner, timer, run, stop, max_frames, recorder, window, postprocess_cfg,
+                             focal, log=log)
         except KeyboardInterrupt:
             run.reason = "interrupted"
         except Exception as e:  # source, backend, frame or recording: keep what ran, then raise
@@ -468,9 +498,11 @@ def _report(s: dict[str, Any], log: Callable[[str], object]) -> None:
     st = s["stages_ms"]
     ms = ", ".join(f"{k} {st[k]['p50']:.1f}" for k in ("capture", "pre", "infer", "post", "draw") if k in st)
     fps = s["fps"]["mean"]
-    log(f"camera: {s['frames']} frames in {s['elapsed_s']:.1f} s"
+    lat = s.get("latency_ms")
+    log(f"camera: {s['frames']} frames in {s['elapsed_s']:.1f} s, {s['mode']}"
         + (f" ({fps:.1f} FPS)" if fps else "") + f", {s['dropped']} dropped"
         + (f", {s['corrupt_frames']} corrupt skipped" if s["corrupt_frames"] else "")
         + f"; stop: {s['stop_reason']}"
         + (f"; p50 ms: {ms}" if ms else "")
+        + (f"; latency p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms" if lat else "")
         + (f"; recorded {s['recorded_frames']} frames to {s['record']}" if s["record"] else ""))

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -169,10 +170,13 @@ def capture_fps(cap: Any) -> float | None:
 
 @dataclass(frozen=True)
 class Frame:
-    """A BGR uint8 frame and its sequence number at the source (gaps: frames dropped)."""
+    """A BGR uint8 frame, its sequence number at the source (gaps: frames dropped) and when it
+    was captured (``time.perf_counter()``: a live source's grab, otherwise the end of the read),
+    from which the camera loop measures capture-to-display latency."""
 
     image: np.ndarray
     index: int
+    captured: float = 0.0
 
 
 class FrameSource(ABC):
@@ -186,14 +190,16 @@ class FrameSource(ABC):
     corrupt: Sequence[str] = ()  # image folders: files skipped as corrupt, in order
 
     @abstractmethod
-    def _read(self) -> tuple[np.ndarray, int] | None:
-        """The next raw frame (any channel count) and its sequence number, or None at the end."""
+    def _read(self) -> tuple[Any, ...] | None:
+        """The next raw frame (any channel count) and its sequence number, or None at the end;
+        optionally a third element, its capture time (``time.perf_counter()``; default: now)."""
 
     def read(self) -> Frame | None:
         item = self._read()
         if item is None:
             return None
-        return Frame(to_bgr(item[0]), item[1])
+        captured = item[2] if len(item) > 2 else time.perf_counter()
+        return Frame(to_bgr(item[0]), item[1], captured)
 
     def close(self) -> None:  # noqa: B027 (sources without a device have nothing to release)
         """Release the device or file; idempotent."""
@@ -333,7 +339,7 @@ class LiveSource(FrameSource):
         self._cap = opener(spec)
         self.fps = spec.fps or capture_fps(self._cap)
         self._cond = threading.Condition()
-        self._latest: tuple[np.ndarray, int] | None = None
+        self._latest: tuple[np.ndarray, int, float] | None = None
         self._error: BaseException | None = None
         self.captured = 0
         self.reopens = 0
@@ -358,7 +364,7 @@ class LiveSource(FrameSource):
                     with self._cond:
                         if self._latest is not None:
                             self.dropped += 1
-                        self._latest = (image, self.captured)
+                        self._latest = (image, self.captured, time.perf_counter())
                         self.captured += 1
                         self._cond.notify_all()
                     continue
@@ -393,7 +399,7 @@ class LiveSource(FrameSource):
         if cap is not None:
             cap.release()
 
-    def _read(self) -> tuple[np.ndarray, int] | None:
+    def _read(self) -> tuple[np.ndarray, int, float] | None:
         def ready() -> bool:
             return self._latest is not None or self._error is not None or self._stop.is_set()
 

@@ -5,23 +5,26 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
 
 
-def summarize(ms: list[float]) -> dict[str, float]:
-    """p50 / p90 / mean / max of a list of milliseconds."""
-    if not ms:
-        return {"p50": float("nan"), "p90": float("nan"), "mean": float("nan"), "max": float("nan")}
+def summarize(ms: Sequence[float]) -> dict[str, float]:
+    """p50 / p90 / p95 / mean / max of a list of milliseconds."""
+    if not len(ms):
+        return dict.fromkeys(("p50", "p90", "p95", "mean", "max"), float("nan"))
     a = np.asarray(ms, np.float64)
-    return {"p50": round(float(np.percentile(a, 50)), 3), "p90": round(float(np.percentile(a, 90)), 3),
-            "mean": round(float(a.mean()), 3), "max": round(float(a.max()), 3)}
+    p50, p90, p95 = (round(float(v), 3) for v in np.percentile(a, (50, 90, 95)))
+    return {"p50": p50, "p90": p90, "p95": p95, "mean": round(float(a.mean()), 3),
+            "max": round(float(a.max()), 3)}
 
 
 class StageTimer:
-    """``with timer.stage("pre"): ...`` records wall milliseconds per stage and frame."""
+    """``with timer.stage("pre"): ...`` records wall milliseconds per stage and frame; `add`
+    records a time measured elsewhere (the pipelined camera loop times each stage in its own
+    thread and hands the figures over with the frame, so that one thread writes the samples)."""
 
     def __init__(self) -> None:
         self.samples: dict[str, list[float]] = defaultdict(list)
@@ -33,6 +36,9 @@ class StageTimer:
             yield
         finally:
             self.samples[name].append((time.perf_counter() - t0) * 1e3)
+
+    def add(self, name: str, ms: float) -> None:
+        self.samples[name].append(ms)
 
     def last(self, name: str) -> float:
         values = self.samples.get(name)
