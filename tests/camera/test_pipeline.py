@@ -339,14 +339,15 @@ def test_bench_compare_runs_and_reports_the_targets(tmp_path, tiny_onnx, capsys)
         cv2.imwrite(str(frames / f"{i}.png"), frame_for(i))
     js = tmp_path / "cmp.json"
     assert bench_main(["--compare", "--model", tiny_onnx, "--images", str(frames), "--frames", "4",
-                       "--stand-in-ms", "1", "--json", str(js)]) == 0
+                       "--stand-in-ms", "1", "--rounds", "2", "--json", str(js)]) == 0
     data = json.loads(js.read_text())
     assert data["schema"] == "edge_mtl.camera_pipeline/1" and data["frame_size"] == [720, 1280]
     for name in ("stand_in", "onnxruntime"):
         case = data["cases"][name]
         assert case["serial"]["mode"] == "serial" and case["pipelined"]["mode"] == "pipelined"
         assert case["serial"]["frames"] == case["pipelined"]["frames"] == 4
-        assert case["speedup"] > 0 and isinstance(case["target"]["met"], bool)
+        assert len(case["rounds"]) == 2 and case["median"]["speedup"] > 0
+        assert isinstance(case["target"]["met"], bool) and 0 <= case["target"]["rounds_met"] <= 2
     assert data["cases"]["stand_in"]["pipelined"]["backend"] == "stand-in"
     assert "targets" in capsys.readouterr().out
     with pytest.raises(ValueError, match="unknown backend"):
