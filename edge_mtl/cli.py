@@ -9,6 +9,8 @@ from pathlib import Path
 from edge_mtl.compat import require_python310
 from edge_mtl.config import READER_FORMATS, non_negative_int, positive_float, positive_int
 from edge_mtl.study.plan import DYNAMIC
+from edge_mtl.study.plan import STEPS as STUDY_STEPS
+from edge_mtl.study.plan import VAL_NUM as STUDY_VAL_NUM
 
 # What `pip install edge-mtl` leaves out (the `train` extra): the runtime runs without them.
 TRAINING_PACKAGES = ("torch", "torchvision", "onnxslim", "onnxsim", "tensorboard")
@@ -480,12 +482,13 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--config", default="models/tritask_mnv3l.yaml",
                     help="base recipe (default: %(default)s); input size and schedule come from below")
     st.add_argument("--size", type=_size, default=(160, 288), help="input HEIGHTxWIDTH (default: 160x288)")
-    st.add_argument("--steps", type=positive_int, default=250,
-                    help="steps per run (default: %(default)s; with the defaults about 2 h on 2 CPU cores)")
+    st.add_argument("--steps", type=positive_int, default=STUDY_STEPS,
+                    help="steps per run (default: %(default)s; with the defaults under 2 h on 2 CPU cores)")
     st.add_argument("--batch-size", type=positive_int, default=8)
     st.add_argument("--seeds", type=positive_int, default=2, help="seeds per configuration (default: 2)")
     st.add_argument("--train-num", type=positive_int, default=800, help="training frames (default: 800)")
-    st.add_argument("--val-num", type=positive_int, default=200, help="validation frames (default: 200)")
+    st.add_argument("--val-num", type=positive_int, default=STUDY_VAL_NUM,
+                    help="validation frames (default: %(default)s)")
     st.add_argument("--strategy", action="append", choices=DYNAMIC,
                     help="only these strategies (repeatable; default: all)")
     st.add_argument("--device", default="cpu", help="evaluation device (training picks the GPU itself)")

@@ -36,6 +36,8 @@ PY38_MODULES: tuple[str, ...] = (
     "edge_mtl.camera.bench_loop",
     "edge_mtl.camera.calib",
     "edge_mtl.camera.overlay",
+    "edge_mtl.camera.pipeline",
+    "edge_mtl.camera.present",
     "edge_mtl.camera.sources",
     "edge_mtl.trt.api",
     "edge_mtl.trt.build",

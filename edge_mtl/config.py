@@ -151,6 +151,9 @@ class TrainConfig:
     crop_width: int | None = field(default=320, metadata={"ge": 32})
     hflip: bool = True
     workers: int = field(default=1, metadata={"ge": 0})
+    # read every sample before training (RUN/data_check.json); false trusts data checked before
+    # (`edge-mtl check-data`): a bad sample is then only skipped when a batch meets it
+    check_data: bool = True
     seed: int = field(default=0, metadata={"ge": 0, "le": 2**32 - 1})  # numpy's seed range
     amp: bool = True  # mixed precision on CUDA only
     log_every: int = field(default=10, metadata={"ge": 1})

@@ -25,7 +25,7 @@ from edge_mtl.config import Config
 from edge_mtl.data.dataset import BadSample, EpochSampler, MultiTaskDataset, collate_skipping
 from edge_mtl.data.format import DatasetError
 from edge_mtl.data.formats import DataSpec, open_reader
-from edge_mtl.data.preflight import DataCheck, check_dataset, checks_report
+from edge_mtl.data.preflight import DataCheck, check_dataset, checks_report, unchecked
 from edge_mtl.diagnostics import DIAG_FIELDS, PAIRS, TensorBoardMirror
 from edge_mtl.files import to_json, write_atomic
 from edge_mtl.losses import compute_losses
@@ -210,7 +210,8 @@ def _preflight(cfg: Config, out: Path, strict: bool, progress: bool, rank: int, 
     checks, error = None, None
     if rank == 0:
         try:
-            checks = [check_dataset(spec, strict=strict, progress=progress, options=cfg.train.data_options)
+            check = check_dataset if cfg.train.check_data else _unchecked
+            checks = [check(spec, strict=strict, progress=progress, options=cfg.train.data_options)
                       for spec in cfg.train.data]
         except DatasetError as e:
             error = e
@@ -230,6 +231,10 @@ def _preflight(cfg: Config, out: Path, strict: bool, progress: bool, rank: int, 
         raise error
     assert checks is not None
     return checks
+
+
+def _unchecked(spec: str, strict: bool, progress: bool, options: dict | None) -> DataCheck:
+    return unchecked(spec, options)
 
 
 def _seen_total(seen: torch.Tensor, world: int, device: torch.device) -> torch.Tensor:

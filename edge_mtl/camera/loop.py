@@ -47,7 +47,6 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -291,13 +290,10 @@ class _Run:
 def _loop(src: FrameSource, runner: Backend, timer: StageTimer, run: _Run, stop: threading.Event,
           max_frames: int | None, recorder: Recorder | None, window: Window | None,
           cfg: PostprocessConfig | None, focal: float | None = None) -> None:
-    from edge_mtl.camera.overlay import HUD_STAGES, draw_overlay, hud_lines
-    from edge_mtl.runtime.postprocess import postprocess
-    from edge_mtl.runtime.preprocess import fit_image, normalize
+    from edge_mtl.camera.present import Presenter
+    from edge_mtl.runtime.preprocess import FramePrep
 
-    status = f"{runner.name} {runner.device} {runner.precision}"
-    geometry, depth_scale = None, 1.0
-    ends: deque[float] = deque(maxlen=30)
+    prep, present = FramePrep(runner.info, focal), Presenter(runner, timer, run, recorder, window, cfg)
     run.started = time.perf_counter()
     while True:
         if stop.is_set():
@@ -316,31 +312,14 @@ def _loop(src: FrameSource, runner: Backend, timer: StageTimer, run: _Run, stop:
         image = frame.image
         run.frame_size = run.frame_size or image.shape[:2]
         with timer.stage("pre"):
-            if geometry is None or geometry.source != image.shape[:2]:
-                geometry = runner.info.geometry(image.shape[:2])
-                depth_scale = runner.info.depth_scale(geometry, focal)
-            x = normalize(fit_image(image, geometry))[None]
+            x = prep(image)
         with timer.stage("infer"):
             raw = runner.infer(x)
-        with timer.stage("post"):
-            pred = postprocess({k: v[0] for k, v in raw.items()}, geometry, cfg, depth_scale)
-        with timer.stage("draw"):
-            fps = (len(ends) - 1) / (ends[-1] - ends[0]) if len(ends) > 1 else None
-            dropped = f"  dropped {src.dropped}" if src.live else ""
-            hud = hud_lines(fps, {k: timer.last(k) for k in HUD_STAGES}, status + dropped)
-            draw_overlay(image, pred, hud, runner.info.class_names)
-        with timer.stage("output"):
-            if recorder is not None:
-                try:
-                    recorder.write(image)
-                except Exception:
-                    run.recording_failed = True
-                    raise
-            keep_going = window.show(image) if window is not None else True
-        run.frames += 1
-        timer.samples["loop"].append((time.perf_counter() - t0) * 1e3)
-        ends.append(time.perf_counter())
-        run.latency.append((ends[-1] - (frame.captured or t0)) * 1e3)
+        keep_going = present.show(image, raw, prep.geometry, prep.depth_scale,
+                                  src.dropped if src.live else None)
+        end = present.ends[-1]
+        timer.samples["loop"].append((end - t0) * 1e3)
+        run.latency.append((end - (frame.captured or t0)) * 1e3)
         if not keep_going:
             run.reason = "window closed"
             return

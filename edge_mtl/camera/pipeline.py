@@ -71,6 +71,7 @@ class _Item:
     depth_scale: float = 1.0
     x: np.ndarray | None = None
     raw: dict[str, np.ndarray] | None = None
+    submitted: float = 0.0  # perf_counter() of the backend submit
 
 
 @dataclass
@@ -79,6 +80,9 @@ class _End:
 
     reason: str = "end of stream"
     error: BaseException | None = None
+
+
+_NOTHING = object()  # `Pipeline._get` without waiting: no frame was there
 
 
 def put_newest(q: queue.Queue, item: Any) -> int:
@@ -110,6 +114,9 @@ class Pipeline:
         self.queues: list[queue.Queue] = [queue.Queue(queue_size) for _ in STAGES]  # out of each stage
         self.halt = [threading.Event() for _ in STAGES]  # stage i stops when halt[i] is set
         self._stale = [0] * len(STAGES)  # live frames replaced in each queue (one writer each)
+        # the infer stage's clock: last result, expected end of the newest frame in flight, and
+        # the recent inference time per frame (seconds, perf_counter)
+        self._done, self._expected, self._infer_s = 0.0, 0.0, 0.0
         bodies = (self._capture, self._pre, self._infer)
         self.threads = [threading.Thread(target=self._stage, args=(i, body), name=f"camera {name}",
                                          daemon=True)
@@ -145,15 +152,27 @@ class Pipeline:
                 pass
         return False
 
-    def _get(self, i: int) -> Any:
-        """What stage ``i`` works on next (from stage ``i - 1``); None when told to stop."""
+    def _get(self, i: int, timeout: float | None = None) -> Any:
+        """What stage ``i`` works on next (from stage ``i - 1``); None when told to stop;
+        `_NOTHING` when nothing came within ``timeout`` seconds (None: no limit)."""
         q, halt = self.queues[i - 1], self.halt[i]
+        deadline = None if timeout is None else time.perf_counter() + timeout
         while not halt.is_set():
+            wait = POLL_S if deadline is None else min(POLL_S, deadline - time.perf_counter())
             try:
-                return q.get(timeout=POLL_S)
+                return q.get(timeout=wait) if wait > 0 else q.get_nowait()
             except queue.Empty:
-                pass
+                if deadline is not None and time.perf_counter() >= deadline:
+                    return _NOTHING
         return None
+
+    def _hand_on(self, i: int, item: _Item) -> bool:
+        """Stage ``i``'s put of a frame: a live source's replaces the frame still waiting (counted
+        as stale), a file's blocks; False when told to stop meanwhile."""
+        if self.src.live:
+            self._stale[i] += put_newest(self.queues[i], item)
+            return True
+        return self._put(i, item)
 
     def next_item(self) -> _Item | _End | None:
         """The next inferred frame (or the `_End`) for the caller's stage; None once ``stop``
@@ -202,15 +221,13 @@ class Pipeline:
                 return
             n += 1
             item = _Item(frame.image, frame.index, frame.captured or t1, {"capture": (t1 - t0) * 1e3})
-            if live:
-                self._stale[0] += put_newest(self.queues[0], item)
-            elif not self._put(0, item):
+            if not self._hand_on(0, item):
                 return
 
     def _pre(self) -> None:
-        from edge_mtl.runtime.preprocess import fit_image, normalize
+        from edge_mtl.runtime.preprocess import FramePrep
 
-        info, geometry, depth_scale, live = self.runner.info, None, 1.0, self.src.live
+        prep = FramePrep(self.runner.info, self.focal)
         while True:
             item = self._get(1)
             if item is None:
@@ -219,32 +236,53 @@ class Pipeline:
                 self._put(1, item)
                 return
             t0 = time.perf_counter()
-            shape = item.image.shape[:2]
-            if geometry is None or geometry.source != shape:
-                geometry = info.geometry(shape)
-                depth_scale = info.depth_scale(geometry, self.focal)
-            item.x = normalize(fit_image(item.image, geometry))[None]
-            item.geometry, item.depth_scale = geometry, depth_scale
+            item.x = prep(item.image)
+            item.geometry, item.depth_scale = prep.geometry, prep.depth_scale
             item.ms["pre"] = (time.perf_counter() - t0) * 1e3
-            if live:
-                self._stale[1] += put_newest(self.queues[1], item)
-            elif not self._put(1, item):
+            if not self._hand_on(1, item):
                 return
 
     def _infer(self) -> None:
-        runner = self.runner
+        """Up to ``runner.max_in_flight`` frames are submitted before the oldest is collected (a
+        TensorRT engine: two, so that the next frame's copy and launch queue behind the running
+        one and the GPU does not wait for the CPU between frames). The next frame is waited for
+        only until the running one is expected to be done (the recent frames' inference time),
+        so a frame is never held back for a later one."""
+        runner, pending = self.runner, deque()
+        depth = max(1, int(getattr(runner, "max_in_flight", 1)))
         while True:
-            item = self._get(2)
+            timeout = max(0.0, self._expected - time.perf_counter()) if pending else None
+            item = self._get(2, timeout)
             if item is None:
                 return
+            if item is _NOTHING:  # the frame in flight should be done: collect it
+                if not self._collect(pending):
+                    return
+                continue
             if isinstance(item, _End):
+                while pending:
+                    if not self._collect(pending):
+                        return
                 self._put(2, item)
                 return
-            t0 = time.perf_counter()
-            item.raw, item.x = runner.infer(item.x), None
-            item.ms["infer"] = (time.perf_counter() - t0) * 1e3
-            if not self._put(2, item):
+            item.submitted = now = time.perf_counter()
+            self._expected = (self._expected if pending else now) + self._infer_s
+            pending.append((item, runner.submit(item.x)))
+            item.x = None
+            if len(pending) >= depth and not self._collect(pending):
                 return
+
+    def _collect(self, pending: deque) -> bool:
+        """Wait for the oldest frame in flight and hand it on; its ``infer`` time runs from its
+        submission, or from the previous frame's result when it queued behind that one."""
+        item, ticket = pending.popleft()
+        item.raw = self.runner.collect(ticket)
+        now = time.perf_counter()
+        took = now - max(item.submitted, self._done)
+        self._infer_s = took if not self._infer_s else 0.8 * self._infer_s + 0.2 * took
+        self._done = now
+        item.ms["infer"] = took * 1e3
+        return self._put(2, item)
 
 
 def run_pipeline(src: FrameSource, runner: Backend, timer: StageTimer, run: Any, stop: threading.Event,
@@ -257,12 +295,10 @@ def run_pipeline(src: FrameSource, runner: Backend, timer: StageTimer, run: Any,
     Same contract as the serial ``_loop``: returns on the end of the source, ``max_frames``,
     SIGTERM (``stop``) or the window closed, with ``run.reason`` set; raises what a stage raised.
     """
-    from edge_mtl.camera.overlay import HUD_STAGES, draw_overlay, hud_lines
-    from edge_mtl.runtime.postprocess import postprocess
+    from edge_mtl.camera.present import Presenter
 
     pipe = Pipeline(src, runner, stop, max_frames, focal, queue_size)
-    status = f"{runner.name} {runner.device} {runner.precision}"
-    ends: deque[float] = deque(maxlen=30)
+    present = Presenter(runner, timer, run, recorder, window, cfg)
     run.started = last = time.perf_counter()
     pipe.start()
     try:
@@ -281,32 +317,15 @@ def run_pipeline(src: FrameSource, runner: Backend, timer: StageTimer, run: Any,
                     raise item.error
                 run.reason = item.reason
                 return
-            image = item.image
-            run.frame_size = run.frame_size or image.shape[:2]
+            run.frame_size = run.frame_size or item.image.shape[:2]
             for name in STAGES:
                 timer.add(name, item.ms[name])
-            with timer.stage("post"):
-                pred = postprocess({k: v[0] for k, v in item.raw.items()}, item.geometry, cfg,
-                                   item.depth_scale)
-            with timer.stage("draw"):
-                fps = (len(ends) - 1) / (ends[-1] - ends[0]) if len(ends) > 1 else None
-                dropped = f"  dropped {src.dropped + pipe.stale}" if src.live else ""
-                hud = hud_lines(fps, {k: timer.last(k) for k in HUD_STAGES}, status + dropped)
-                draw_overlay(image, pred, hud, runner.info.class_names)
-            with timer.stage("output"):
-                if recorder is not None:
-                    try:
-                        recorder.write(image)
-                    except Exception:
-                        run.recording_failed = True
-                        raise
-                keep_going = window.show(image) if window is not None else True
-            run.frames += 1
-            now = time.perf_counter()
+            keep_going = present.show(item.image, item.raw, item.geometry, item.depth_scale,
+                                      src.dropped + pipe.stale if src.live else None)
+            now = present.ends[-1]
             timer.add("loop", (now - last) * 1e3)  # the time between two shown frames
             run.latency.append((now - item.captured) * 1e3)
             last = now
-            ends.append(now)
             if not keep_going:
                 run.reason = "window closed"
                 return

@@ -70,11 +70,25 @@ class Backend(ABC):
     def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """One forward on a batch the model accepts."""
 
-    def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """float32 ``[B, 3, H, W]`` pre-processed images -> raw outputs by name (batch first)."""
+    max_in_flight: int = 1  # frames `submit` takes before one must be collected
+
+    def _check_input(self, images: np.ndarray) -> None:
         if images.ndim != 4 or images.shape[1:] != (3, *self.info.input_size):
             raise ValueError(f"{self.info.path}: expected input [B, 3, {self.info.input_size[0]}, "
                              f"{self.info.input_size[1]}], got {list(images.shape)}")
+
+    def submit(self, images: np.ndarray) -> Any:
+        """Start one inference, returning a ticket for `collect`; up to ``max_in_flight`` may
+        run at once (collected in order). Here it runs at once; TensorRT queues it on its stream."""
+        return self.infer(images)
+
+    def collect(self, ticket: Any) -> dict[str, np.ndarray]:
+        """The outputs of a `submit`, once they are ready (the caller's own arrays)."""
+        return ticket
+
+    def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """float32 ``[B, 3, H, W]`` pre-processed images -> raw outputs by name (batch first)."""
+        self._check_input(images)
         n = images.shape[0]
         if self.batch is None or n == self.batch:
             return self._run(images)

@@ -3,9 +3,14 @@ letterbox or crop, never a squash), BGR->RGB, normalise."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from edge_mtl.runtime.geometry import PAD_BGR, Geometry, fit_geometry, place
+
+if TYPE_CHECKING:
+    from edge_mtl.runtime.backend import ModelInfo
 
 # ImageNet statistics in RGB order (what torchvision's MobileNets expect).
 MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
@@ -75,3 +80,20 @@ def preprocess(image: np.ndarray, size: tuple[int, int], out: np.ndarray | None 
     """Camera frame -> network input [3, H, W] float32 (into ``out`` when given, see `normalize`),
     fitted by `fit_geometry` (``mode``: letterbox or crop)."""
     return normalize(fit_image(image, fit_geometry(image.shape[:2], size, mode)), out)
+
+
+class FramePrep:
+    """Camera frame -> the batch-1 network input of one model, with the frame's `Geometry` and
+    depth scale (cached while the frame size stays the same): what every camera loop runs."""
+
+    def __init__(self, info: ModelInfo, focal: float | None = None):
+        self.info, self.focal = info, focal
+        self.geometry: Geometry | None = None
+        self.depth_scale = 1.0
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        shape = image.shape[:2]
+        if self.geometry is None or self.geometry.source != shape:
+            self.geometry = self.info.geometry(shape)
+            self.depth_scale = self.info.depth_scale(self.geometry, self.focal)
+        return normalize(fit_image(image, self.geometry))[None]

@@ -11,7 +11,7 @@ from typing import Any
 
 from edge_mtl.config import Config
 from edge_mtl.files import to_json, write_atomic
-from edge_mtl.study.plan import DYNAMIC, FIXED_GRID, plan
+from edge_mtl.study.plan import DYNAMIC, FIXED_GRID, STEPS, VAL_NUM, plan
 from edge_mtl.study.report import excluded, markdown, pareto_plot, summarise
 from edge_mtl.study.runner import execute
 
@@ -25,18 +25,21 @@ def study_config(config: str, size: tuple[int, int], steps: int, batch_size: int
     cfg.model = dataclasses.replace(cfg.model, input_height=size[0], input_width=size[1], pretrained=None)
     cfg.train = dataclasses.replace(cfg.train, steps=steps, batch_size=batch_size, crop_width=None,
                                     warmup_lr_steps=max(1, steps // 20), log_every=10, ckpt_every=50,
-                                    bn_batches=10, diag_every=25, workers=1, init=None)
+                                    bn_batches=10, diag_every=max(1, steps // 5), workers=1, init=None,
+                                    check_data=False)  # the study checks its sets once
     cfg.weighting = dataclasses.replace(cfg.weighting, warmup_steps=steps // 10)
     return cfg
 
 
 def run_study(out: str | os.PathLike = "benchmarks/mtl_study", *, data: str | os.PathLike = "data/study",
-              config: str = "models/tritask_mnv3l.yaml", size: tuple[int, int] = (160, 288), steps: int = 250,
-              batch_size: int = 8, seeds: int = 2, train_num: int = 800, val_num: int = 200,
+              config: str = "models/tritask_mnv3l.yaml", size: tuple[int, int] = (160, 288),
+              steps: int = STEPS, batch_size: int = 8, seeds: int = 2, train_num: int = 800,
+              val_num: int = VAL_NUM,
               strategies: tuple[str, ...] = DYNAMIC,
               fixed_grid: tuple[tuple[float, float, float], ...] = FIXED_GRID, ablation: bool = True,
               device: str = "cpu", log=print) -> Path:
     from edge_mtl.data.format import synthesize_once
+    from edge_mtl.data.preflight import check_dataset
     from edge_mtl.model.tritask import build_model
     from edge_mtl.study.cost import network_costs
 
@@ -48,6 +51,8 @@ def run_study(out: str | os.PathLike = "benchmarks/mtl_study", *, data: str | os
     if ablation:
         synthesize_once(sets["train_drop"], train_num, seed=20000, drop=DROP)
     val = synthesize_once(data / "val", val_num, seed=90000)[0]
+    for root in sets.values() if ablation else [sets["train"]]:
+        check_dataset(root, strict=True)  # once for every run, which then skip the check
     base = study_config(config, size, steps, batch_size)
     runs = plan(seeds, strategies, fixed_grid, ablation, dwa_period=max(1, steps // 10))
     results = []

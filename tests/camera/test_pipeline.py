@@ -198,6 +198,66 @@ def test_max_frames_reads_no_more_of_a_file(window, serial):
     assert window.shown == [0, 1, 2, 3, 4] and src.reads == 5
 
 
+class AsyncStandIn(StandInBackend):
+    """A stand-in that takes two frames in flight, as the TensorRT backend does: `submit`
+    returns at once, the "GPU" runs the submitted frames one after the other, each for
+    ``delay_s``, and `collect` sleeps until its frame is done. ``events`` logs both calls."""
+
+    max_in_flight = 2
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.events: list[tuple[str, int]] = []
+        self.busy_until, self.submitted, self.in_flight, self.most_in_flight = 0.0, 0, 0, 0
+
+    def submit(self, images):
+        self._check_input(images)
+        self.busy_until = max(self.busy_until, time.perf_counter()) + self.delay_s
+        self.submitted += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.events.append(("submit", self.submitted))
+        return self.submitted, self.busy_until
+
+    def collect(self, ticket):
+        n, done = ticket
+        time.sleep(max(0.0, done - time.perf_counter()))
+        self.in_flight -= 1
+        self.events.append(("collect", n))
+        return {k: v.copy() for k, v in self.outputs.items()}
+
+
+def async_stand_in(delay_s: float) -> AsyncStandIn:
+    runner = stand_in()
+    return AsyncStandIn(runner.info, runner.outputs, delay_s)
+
+
+def test_a_backend_with_two_frames_in_flight_overlaps_them(window):
+    runner = async_stand_in(0.01)
+    s = run_camera(FileLike(20), runner, log=quiet)
+    assert window.shown == list(range(20)) and s["stop_reason"] == "end of stream"
+    assert runner.most_in_flight == 2 and runner.in_flight == 0
+    collects = [n for what, n in runner.events if what == "collect"]
+    assert collects == sorted(collects)  # in submission order
+    ahead = sum(runner.events.index(("submit", n + 1)) < runner.events.index(("collect", n))
+                for n in range(1, 20))
+    assert ahead >= 10  # the next frame was queued behind the running one
+    # "infer" is a frame's own time on the "GPU", not the wait behind the frame before it
+    assert 8 <= s["stages_ms"]["infer"]["p50"] < 18
+
+
+def test_a_frame_in_flight_is_not_held_back_for_a_next_one(window):
+    """A live source that stalls after 3 frames: the third is collected and shown anyway."""
+    timer = threading.Timer(10, os.kill, (os.getpid(), signal.SIGTERM))  # a hang fails, not hangs
+    timer.start()
+    try:
+        s = run_camera(CameraLike(period_s=0.05, block_after=3), async_stand_in(0.005), max_frames=3,
+                       log=quiet)
+    finally:
+        timer.cancel()
+    assert (s["frames"], s["stop_reason"]) == (3, "max frames")
+
+
 def test_a_live_source_with_a_slow_backend_drops_stale_frames(window):
     src = CameraLike(period_s=0.002)
     s = run_camera(src, stand_in(0.03), max_frames=6, log=quiet)

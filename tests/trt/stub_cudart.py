@@ -3,7 +3,9 @@
 It mirrors the names and the ``(cudaError_t, *values)`` return convention the code uses, and
 keeps "device" and pinned memory as separate host allocations, so data only reaches the engine
 through the copies the code makes. Async copies and engine launches queue on their stream and
-run at ``cudaStreamSynchronize``, so reading outputs before synchronising gives stale data.
+run at ``cudaStreamSynchronize``, or up to an event recorded on the stream at
+``cudaEventSynchronize``, so reading outputs before synchronising gives stale data, and a pinned
+buffer written again before its queued copy ran hands the copy the new data.
 Pointers are checked: a copy in the wrong direction, out of bounds or to freed memory fails.
 """
 
@@ -33,6 +35,20 @@ class cudaMemcpyKind(enum.IntEnum):
     cudaMemcpyDefault = 4
 
 
+cudaEventDefault, cudaEventBlockingSync, cudaEventDisableTiming = 0x00, 0x01, 0x02
+
+
+class cudaEvent_t:
+    def __init__(self, handle: int):
+        self._handle = handle
+
+    def __int__(self) -> int:
+        return self._handle
+
+    def getPtr(self) -> int:
+        return self._handle
+
+
 class cudaStream_t:
     def __init__(self, handle: int):
         self._handle = handle
@@ -58,13 +74,15 @@ class Memory:
     device: dict[int, ctypes.Array] = field(default_factory=dict)
     pinned: dict[int, ctypes.Array] = field(default_factory=dict)
     streams: dict[int, list[Callable[[], None]]] = field(default_factory=dict)
+    events: dict[int, dict] = field(default_factory=dict)  # handle -> {"stream", "done", "flags"}
     pageable_async_copies: int = 0
 
     def find(self, table: dict[int, ctypes.Array], ptr: int, count: int) -> bool:
         return any(base <= ptr and ptr + count <= base + len(buf) for base, buf in table.items())
 
     def live(self) -> dict[str, int]:
-        return {"device": len(self.device), "pinned": len(self.pinned), "streams": len(self.streams)}
+        return {"device": len(self.device), "pinned": len(self.pinned), "streams": len(self.streams),
+                "events": len(self.events)}
 
 
 _current: Memory | None = None
@@ -163,6 +181,38 @@ def make_cudart_stub(name: str = "NVIDIA Stub GPU", capability: tuple[int, int] 
         return (ok,) if mem.streams.pop(int(stream), None) is not None else (
             cudaError_t.cudaErrorInvalidResourceHandle,)
 
+    def cudaEventCreateWithFlags(flags: int) -> tuple:
+        if not gpu:
+            return (no_device, None)
+        if int(flags) & ~0x0F:
+            return (bad, None)
+        handle = 0x9000 + len(mem.events) + 1
+        while handle in mem.events:
+            handle += 1
+        mem.events[handle] = {"stream": None, "done": True, "flags": int(flags)}
+        return (ok, cudaEvent_t(handle))
+
+    def cudaEventRecord(event: object, stream: object) -> tuple:
+        state = mem.events.get(int(event))
+        if state is None or int(stream) not in mem.streams:
+            return (cudaError_t.cudaErrorInvalidResourceHandle,)
+        state["done"], state["stream"] = False, int(stream)
+        enqueue(int(stream), lambda: state.update(done=True))
+        return (ok,)
+
+    def cudaEventSynchronize(event: object) -> tuple:
+        state = mem.events.get(int(event))
+        if state is None:
+            return (cudaError_t.cudaErrorInvalidResourceHandle,)
+        queue = mem.streams.get(state["stream"], [])
+        while not state["done"] and queue:
+            queue.pop(0)()
+        return (ok,)
+
+    def cudaEventDestroy(event: object) -> tuple:
+        return (ok,) if mem.events.pop(int(event), None) is not None else (
+            cudaError_t.cudaErrorInvalidResourceHandle,)
+
     def cudaGetDevice() -> tuple:
         return (ok, 0) if gpu else (no_device, None)
 
@@ -179,4 +229,9 @@ def make_cudart_stub(name: str = "NVIDIA Stub GPU", capability: tuple[int, int] 
     m.cudaStreamCreate, m.cudaStreamSynchronize, m.cudaStreamDestroy = (
         cudaStreamCreate, cudaStreamSynchronize, cudaStreamDestroy)
     m.cudaGetDevice, m.cudaGetDeviceProperties = cudaGetDevice, cudaGetDeviceProperties
+    m.cudaEvent_t, m.cudaEventCreateWithFlags, m.cudaEventRecord = (
+        cudaEvent_t, cudaEventCreateWithFlags, cudaEventRecord)
+    m.cudaEventSynchronize, m.cudaEventDestroy = cudaEventSynchronize, cudaEventDestroy
+    m.cudaEventDefault, m.cudaEventBlockingSync, m.cudaEventDisableTiming = (
+        cudaEventDefault, cudaEventBlockingSync, cudaEventDisableTiming)
     return m

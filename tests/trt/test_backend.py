@@ -38,7 +38,42 @@ def test_round_trip(engine, cudart):
             assert out[name].dtype == np.float32 and out[name].shape == want[name].shape
             np.testing.assert_allclose(out[name], want[name], rtol=2e-3, atol=2e-3)  # fp16 rounding
         assert cudart.memory.pageable_async_copies == 0  # all async copies went through pinned memory
-    assert cudart.memory.live() == {"device": 0, "pinned": 0, "streams": 0}
+    assert cudart.memory.live() == {"device": 0, "pinned": 0, "streams": 0, "events": 0}
+
+
+def test_two_frames_in_flight_keep_their_own_buffers(engine, cudart):
+    """Submit two frames before collecting either: each gets its own outputs (a single pinned
+    input buffer would hand the first frame's queued copy the second frame's data)."""
+    with TensorRTBackend(engine) as backend:
+        assert backend.max_in_flight == 2
+        x = images(3, seed=4)
+        first, second = backend.submit(x[:1]), backend.submit(x[1:2])
+        with pytest.raises(RuntimeError, match="2 frames are already in flight"):
+            backend.submit(x[2:])
+        want = expected_outputs(x)
+        out1 = backend.collect(first)
+        third = backend.submit(x[2:])  # reuses the first slot while the second frame is in flight
+        out2, out3 = backend.collect(second), backend.collect(third)
+        for k, out in enumerate((out1, out2, out3)):
+            np.testing.assert_allclose(out["depth"], want["depth"][k:k + 1], rtol=2e-3, atol=2e-3)
+        assert not np.allclose(out1["depth"], out2["depth"])
+        with pytest.raises(RuntimeError, match="already collected"):
+            backend.collect(first)
+        assert cudart.memory.pageable_async_copies == 0
+
+
+def test_close_with_frames_in_flight(engine, cudart):
+    backend = TensorRTBackend(engine)
+    backend.submit(images(1))
+    backend.submit(images(1, seed=2))
+    backend.close()  # synchronises the stream before freeing what its copies write to
+    assert cudart.memory.live() == {"device": 0, "pinned": 0, "streams": 0, "events": 0}
+
+
+def test_waits_sleep_instead_of_spinning(engine, cudart):
+    with TensorRTBackend(engine):
+        flags = [e["flags"] for e in cudart.memory.events.values()]
+        assert len(flags) == 2 and all(f & cudart.cudaEventBlockingSync for f in flags)
 
 
 def test_dla_engine_runs_on_the_core_it_was_built_for(trt, cudart, tiny_onnx, tmp_path):
@@ -64,7 +99,7 @@ def test_close_frees_everything_even_when_one_release_fails(engine, cudart, monk
     with pytest.raises(RuntimeError, match="cudaFree"):
         backend.close()
     live = cudart.memory.live()
-    assert live["pinned"] == 0 and live["streams"] == 0 and live["device"] == 1  # only the failed one
+    assert live == {"device": 1, "pinned": 0, "streams": 0, "events": 0}  # only the failed one
 
 
 def test_batches_larger_than_the_engine_run_frame_by_frame(engine):
@@ -139,7 +174,7 @@ def test_tensor_types_without_trt_nptype(engine, trt):
         with pytest.raises(AttributeError, match=r"np\.bool"):
             trt.nptype(trt.DataType.FLOAT)
     with TensorRTBackend(engine) as backend:
-        assert all(host.dtype == np.float32 for _, host in backend._buffers.values())
+        assert all(host.dtype == np.float32 for slot in backend._host for host in slot.values())
 
 
 def test_tensor_type_without_a_numpy_type_is_refused(engine, trt, cudart, monkeypatch):
@@ -148,7 +183,7 @@ def test_tensor_type_without_a_numpy_type_is_refused(engine, trt, cudart, monkey
     monkeypatch.setattr(trt.ICudaEngine, "get_tensor_dtype", lambda self, name: trt.DataType.BF16)
     with pytest.raises(ValueError, match="tensor 'image' is BF16, which has no numpy type"):
         TensorRTBackend(engine)
-    assert cudart.memory.live() == {"device": 0, "pinned": 0, "streams": 0}
+    assert cudart.memory.live() == {"device": 0, "pinned": 0, "streams": 0, "events": 0}
 
 
 def test_errors_of_a_later_backend_are_reported(engine, tmp_path):
