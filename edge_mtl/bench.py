@@ -61,7 +61,8 @@ def benchmark(model: str | os.PathLike, backend: str = "auto", device: str = "au
     with open_backend(model, backend, device, **options) as runner:
         size = runner.info.input_size
         mode = runner.info.resize
-        x = preprocess(images[0], size, mode=mode)[None]
+        fmt = runner.info.input_format
+        x = preprocess(images[0], size, mode=mode, input_format=fmt)[None]
         for _ in range(warmup):
             runner.infer(x)
         with OtherLoad() as load:  # other processes' share of the CPU while timing
@@ -78,7 +79,7 @@ def benchmark(model: str | os.PathLike, backend: str = "auto", device: str = "au
                 with timer.stage("e2e"):
                     with timer.stage("pre"):
                         geometry = runner.info.geometry(frame.shape[:2])
-                        x = preprocess(frame, size, mode=mode)[None]
+                        x = preprocess(frame, size, mode=mode, input_format=fmt)[None]
                     with timer.stage("infer"):
                         raw = runner.infer(x)
                     with timer.stage("post"):

@@ -115,7 +115,8 @@ def _emit_json(result: dict, path: str | None) -> None:
 def _cmd_export(args: argparse.Namespace) -> int:
     from edge_mtl.export.onnx import export_onnx
 
-    r = export_onnx(args.checkpoint, args.out, opset=args.opset, simplifier=args.simplifier)
+    r = export_onnx(args.checkpoint, args.out, opset=args.opset, simplifier=args.simplifier,
+                    input_format="uint8" if args.uint8_input else "float")
     print(f"{r.path}: opset {r.opset}, {r.nodes_before} nodes exported, {r.nodes_after} after "
           f"{r.simplifier}")
     for stage, diffs in r.parity.items():
@@ -344,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, help="ONNX file to write")
     x.add_argument("--opset", type=int, default=17)
     x.add_argument("--simplifier", default="onnxslim", choices=("onnxslim", "onnxsim", "none"))
+    x.add_argument("--uint8-input", action="store_true",
+                   help="the graph reads the fitted BGR uint8 frame [B, H, W, 3] and normalises it "
+                        "itself (Cast, Transpose, a 1x1 Conv), so the CPU only resizes")
     x.set_defaults(func=_cmd_export)
 
     c = sub.add_parser("check-onnx", help="lint an ONNX model for a TensorRT target")

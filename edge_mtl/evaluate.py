@@ -166,7 +166,9 @@ def _evaluate(runner: Backend, reader: Reader, spec: DataSpec, batch_size: int,
             if not samples:
                 continue
             mode = runner.info.resize
-            raw = runner.infer(np.stack([preprocess(s.image, size, mode=mode) for _, s in samples]))
+            fmt = runner.info.input_format
+            raw = runner.infer(np.stack([preprocess(s.image, size, mode=mode, input_format=fmt)
+                                         for _, s in samples]))
             broken = [k for k, v in raw.items() if not np.isfinite(v).all()]
             if broken:
                 raise ValueError(f"{runner.info.path}: non-finite {', '.join(broken)} on "

@@ -168,7 +168,8 @@ def predict(runner: Backend, image: np.ndarray, fx: float | None,
     from edge_mtl.runtime.preprocess import preprocess
 
     geometry = runner.info.geometry(image.shape[:2])
-    raw = runner.infer(preprocess(image, runner.info.input_size, mode=runner.info.resize)[None])
+    raw = runner.infer(preprocess(image, runner.info.input_size, mode=runner.info.resize,
+                                  input_format=runner.info.input_format)[None])
     broken = [k for k, v in raw.items() if not np.isfinite(v).all()]
     if broken:
         raise BrokenModelError(f"{runner.info.path}: non-finite {', '.join(broken)}; the model is broken")

@@ -74,10 +74,9 @@ class StandInBackend(Backend):
     @classmethod
     def like(cls, runner: Backend, frame: np.ndarray, delay_s: float = 0.02) -> StandInBackend:
         """A stand-in for ``runner`` returning what it gives on ``frame`` (BGR, any size)."""
-        from edge_mtl.runtime.preprocess import fit_image, normalize
+        from edge_mtl.runtime.preprocess import FramePrep
 
-        x = normalize(fit_image(frame, runner.info.geometry(frame.shape[:2])))[None]
-        return cls(runner.info, runner.infer(x), delay_s)
+        return cls(runner.info, runner.infer(FramePrep(runner.info)(frame)), delay_s)
 
     def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         self.calls += 1

@@ -416,7 +416,7 @@ def run_camera(source: str | int | os.PathLike | FrameSource,
                                                     options=backend_options))
         # Warm up before the source opens: a live source's frames captured meanwhile would
         # count as dropped.
-        runner.infer(np.zeros((1, 3, *runner.info.input_size), np.float32))
+        runner.infer(runner.info.blank_input())
         src = stack.enter_context(open_source(source, width=width, height=height, fps=fps,
                                               flip_method=flip_method, **source_options))
         log(f"camera: source {src.description} ({src.kind}{', live' if src.live else ''})")

@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from edge_mtl.video import Recorder
 
 
+# lane mask and depth map at half the frame's size: drawn the same (the network's maps are at a
+# quarter of its input or coarser), at a quarter of the post-processing's pixels
+MAP_SCALE = 0.5
+
+
 class Presenter:
     """Turns a frame's raw outputs into the drawn frame and hands it to the recording and the
     window, timing ``post``, ``draw`` and ``output``; ``run`` (`edge_mtl.camera.loop._Run`)
@@ -38,7 +43,7 @@ class Presenter:
 
         timer, ends = self.timer, self.ends
         with timer.stage("post"):
-            pred = postprocess({k: v[0] for k, v in raw.items()}, geometry, self.cfg, depth_scale)
+            pred = postprocess({k: v[0] for k, v in raw.items()}, geometry, self.cfg, depth_scale, MAP_SCALE)
         with timer.stage("draw"):
             fps = (len(ends) - 1) / (ends[-1] - ends[0]) if len(ends) > 1 else None
             extra = f"  dropped {dropped}" if dropped is not None else ""

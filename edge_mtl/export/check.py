@@ -134,6 +134,13 @@ def check_onnx(model_path: str | os.PathLike, target: str = "tensorrt-10",
     for n in model.graph.node:
         for i in n.input:
             consumers.setdefault(i, []).append(n)
+    from onnx import TensorProto
+
+    for inp in model.graph.input:  # TensorRT 8.5+ reads UINT8 only straight into a Cast
+        if inp.type.tensor_type.elem_type == TensorProto.UINT8:
+            findings += [Finding("error", "uint8-input", f"uint8 input {inp.name!r} feeds a {n.op_type}; "
+                                 "TensorRT needs a Cast straight after a uint8 input", n.name, n.op_type)
+                         for n in consumers.get(inp.name, []) if n.op_type != "Cast"]
     for node in model.graph.node:
         if node.domain not in ("", "ai.onnx"):
             findings.append(Finding("error", "custom-op", f"domain {node.domain!r} is not part of "

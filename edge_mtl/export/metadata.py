@@ -16,18 +16,23 @@ if TYPE_CHECKING:
 
 FORMAT = "edge_mtl.onnx/1"
 INPUT_NAME = "image"
+INPUT_LAYOUTS = {  # by `edge_mtl.runtime.preprocess.INPUT_FORMATS`
+    "float": "NCHW RGB float32, (pixel - mean) / std on 0..255 values",
+    "uint8": "NHWC BGR uint8 as OpenCV gives it, fitted to the input; the graph normalises",
+}
 
 
 def build_metadata(input_size: tuple[int, int], mean: list[float], std: list[float],
                    class_names: tuple[str, ...], output_names: tuple[str, ...], backbone: str,
                    checkpoint_sha256: str, params: int, resize: str = "letterbox",
-                   canonical_focal: float | None = None) -> dict[str, str]:
+                   canonical_focal: float | None = None, input_format: str = "float") -> dict[str, str]:
     """Key -> string pairs for ONNX ``metadata_props`` (values JSON-encoded where not text)."""
     return {
         "edge_mtl.format": FORMAT,
         "edge_mtl.input_name": INPUT_NAME,
         "edge_mtl.input_size": json.dumps(list(input_size)),
-        "edge_mtl.input_layout": "NCHW RGB float32, (pixel - mean) / std on 0..255 values",
+        "edge_mtl.input_format": input_format,
+        "edge_mtl.input_layout": INPUT_LAYOUTS[input_format],
         "edge_mtl.mean": json.dumps([round(m, 6) for m in mean]),
         "edge_mtl.std": json.dumps([round(s, 6) for s in std]),
         "edge_mtl.class_names": json.dumps(list(class_names)),
@@ -80,6 +85,7 @@ def parse_metadata(props: dict[str, str], path: str) -> dict[str, Any]:
             "checkpoint_sha256": props.get("edge_mtl.checkpoint_sha256"),
             "resize": props.get("edge_mtl.resize", "letterbox"),
             "canonical_focal": json.loads(props.get("edge_mtl.canonical_focal", "null")),
+            "input_format": props.get("edge_mtl.input_format", "float"),
         }
     except (KeyError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: damaged edge_mtl metadata ({type(e).__name__}: {e})") from None
@@ -90,4 +96,5 @@ def model_info(props: dict[str, str], path: str, file_sha256: str) -> ModelInfo:
     return ModelInfo(path=path, sha256=file_sha256, input_size=meta["input_size"],
                      class_names=meta["class_names"], backbone=meta["backbone"],
                      params=meta["params"], checkpoint_sha256=meta["checkpoint_sha256"],
-                     resize=meta["resize"], canonical_focal=meta["canonical_focal"])
+                     resize=meta["resize"], canonical_focal=meta["canonical_focal"],
+                     input_format=meta["input_format"])

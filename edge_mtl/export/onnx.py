@@ -15,7 +15,7 @@ from edge_mtl.export.metadata import INPUT_NAME, build_metadata
 from edge_mtl.export.simplify import SIMPLIFIERS, simplify
 from edge_mtl.files import sha256
 from edge_mtl.runtime.geometry import canonical_focal
-from edge_mtl.runtime.preprocess import MEAN, STD
+from edge_mtl.runtime.preprocess import INPUT_FORMATS, MEAN, STD
 from edge_mtl.types import CLASSES, OUTPUT_NAMES
 
 PARITY_ATOL = 1e-4
@@ -45,10 +45,13 @@ class Reference:
     fp64: list[dict[str, np.ndarray]]
     noise: dict[str, float]
     scale: dict[str, float]
+    feeds: list[np.ndarray] | None = None  # what the ONNX reads, when not ``inputs`` (uint8 frames)
 
 
-def reference_outputs(model: torch.nn.Module, inputs: list[np.ndarray]) -> Reference:
-    """``model`` (float32, unchanged) and a float64 copy of it run on each input."""
+def reference_outputs(model: torch.nn.Module, inputs: list[np.ndarray],
+                      feeds: list[np.ndarray] | None = None) -> Reference:
+    """``model`` (float32, unchanged) and a float64 copy of it run on each input; ``feeds``: what
+    the ONNX graph reads instead (the fitted uint8 frames of a ``--uint8-input`` export)."""
     import copy
 
     model64 = copy.deepcopy(model).double()
@@ -65,7 +68,7 @@ def reference_outputs(model: torch.nn.Module, inputs: list[np.ndarray]) -> Refer
             fp32.append(r32)
             fp64.append(r64)
     noise = {k: min(v, PARITY_NOISE_CAP * scale[k]) for k, v in noise.items()}
-    return Reference(list(inputs), fp32, fp64, noise, scale)
+    return Reference(list(inputs), fp32, fp64, noise, scale, feeds)
 
 
 @dataclass
@@ -83,9 +86,9 @@ class ExportResult:
     parity_noise: dict[str, float] = field(default_factory=dict)
 
 
-def parity_inputs(size: tuple[int, int], batch: int = 1, seed: int = 0, frames: int = 2
-                  ) -> list[np.ndarray]:
-    """Rendered road frames, pre-processed: what the model sees in use.
+def parity_inputs(size: tuple[int, int], batch: int = 1, seed: int = 0, frames: int = 2,
+                  input_format: str = "float") -> list[np.ndarray]:
+    """Rendered road frames, pre-processed for ``input_format``: what the model sees in use.
 
     Normalised noise is left out on purpose: it drives the box regressors far outside their
     range, so the gate (relative to PyTorch's own float32 error there) would judge the graph
@@ -94,8 +97,8 @@ def parity_inputs(size: tuple[int, int], batch: int = 1, seed: int = 0, frames: 
     from edge_mtl.data.world import render_random
     from edge_mtl.runtime.preprocess import preprocess
 
-    return [np.stack([preprocess(render_random(seed + i).sample.image, size)] * batch)
-            for i in range(frames)]
+    return [np.stack([preprocess(render_random(seed + i).sample.image, size, input_format=input_format)]
+                     * batch) for i in range(frames)]
 
 
 def parity(model_path: str | os.PathLike, reference: torch.nn.Module | Reference,
@@ -116,7 +119,7 @@ def parity(model_path: str | os.PathLike, reference: torch.nn.Module | Reference
     ref = reference if isinstance(reference, Reference) else reference_outputs(reference, inputs or [])
     worst = dict.fromkeys(OUTPUT_NAMES, 0.0)
     error = dict.fromkeys(OUTPUT_NAMES, 0.0)
-    for x, r32, r64 in zip(ref.inputs, ref.fp32, ref.fp64, strict=True):
+    for x, r32, r64 in zip(ref.feeds or ref.inputs, ref.fp32, ref.fp64, strict=True):
         got = dict(zip(OUTPUT_NAMES, session.run(list(OUTPUT_NAMES), {INPUT_NAME: x}), strict=True))
         for k in OUTPUT_NAMES:
             if got[k].shape != r32[k].shape:
@@ -132,8 +135,14 @@ def parity(model_path: str | os.PathLike, reference: torch.nn.Module | Reference
 
 def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, opset: int = 17,
                 simplifier: str = "onnxslim", batch: int = 1, atol: float = PARITY_ATOL,
-                noise_factor: float = PARITY_NOISE_FACTOR) -> ExportResult:
-    """Export ``checkpoint`` to ``out``; raises if the checker or the parity check fails."""
+                noise_factor: float = PARITY_NOISE_FACTOR, input_format: str = "float") -> ExportResult:
+    """Export ``checkpoint`` to ``out``; raises if the checker or the parity check fails.
+
+    ``input_format`` ``uint8``: the graph reads fitted BGR uint8 frames and normalises them
+    itself (`edge_mtl.export.graph_input`); its parity is judged against the float model on
+    the same frames normalised on the CPU."""
+    if input_format not in INPUT_FORMATS:
+        raise ValueError(f"input format {input_format!r}: expected one of {list(INPUT_FORMATS)}")
     if simplifier not in SIMPLIFIERS:
         raise ValueError(f"unknown simplifier {simplifier!r}; choose from {list(SIMPLIFIERS)}")
     if not 13 <= opset <= 20:
@@ -146,7 +155,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, opset: in
     tmp = out.with_suffix(".export.tmp.onnx")
     try:
         result = _export_checked(checkpoint, cfg, model, size, tmp, out, opset, simplifier, batch,
-                                 atol, noise_factor)
+                                 atol, noise_factor, input_format)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -154,25 +163,36 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, opset: in
 
 
 def _torch_export(model: torch.nn.Module, size: tuple[int, int], batch: int, path: Path,
-                  opset: int) -> None:
+                  opset: int, input_format: str = "float") -> None:
     """The TorchScript exporter (DESIGN: dynamo=False), on every torch that has ``dynamo``."""
     import inspect
+    from contextlib import nullcontext
+
+    from edge_mtl.export.graph_input import uint8_input
 
     kwargs = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
-    with torch.no_grad(), warnings.catch_warnings():
+    if input_format == "uint8":
+        example, reading = torch.zeros(batch, *size, 3, dtype=torch.uint8), uint8_input(model)
+    else:
+        example, reading = torch.zeros(batch, 3, *size), nullcontext()
+    with torch.no_grad(), warnings.catch_warnings(), reading:
         warnings.simplefilter("ignore", DeprecationWarning)  # the exporter's own notice
-        torch.onnx.export(model, (torch.zeros(batch, 3, *size),), str(path),
+        torch.onnx.export(model, (example,), str(path),
                           input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
                           opset_version=opset, do_constant_folding=True, **kwargs)
 
 
 def _export_checked(checkpoint, cfg, model, size, tmp: Path, out: Path, opset: int,
-                    simplifier: str, batch: int, atol: float, noise_factor: float) -> ExportResult:
+                    simplifier: str, batch: int, atol: float, noise_factor: float,
+                    input_format: str = "float") -> ExportResult:
     import onnx
 
-    _torch_export(model, size, batch, tmp, opset)
+    from edge_mtl.export.graph_input import preprocess_nodes
+
+    _torch_export(model, size, batch, tmp, opset, input_format)
     proto = onnx.load(str(tmp))
-    ref = reference_outputs(model, parity_inputs(size, batch))
+    feeds = parity_inputs(size, batch, input_format="uint8") if input_format == "uint8" else None
+    ref = reference_outputs(model, parity_inputs(size, batch), feeds)
     result = ExportResult(path=out, opset=opset, simplifier=simplifier,
                           nodes_before=len(proto.graph.node), nodes_after=len(proto.graph.node),
                           parity_noise=dict(ref.noise))
@@ -191,14 +211,17 @@ def _export_checked(checkpoint, cfg, model, size, tmp: Path, out: Path, opset: i
     meta = build_metadata(size, MEAN.tolist(), STD.tolist(), CLASSES[: cfg.model.num_classes],
                           OUTPUT_NAMES, cfg.model.backbone, sha256(checkpoint),
                           sum(p.numel() for p in model.parameters()), cfg.model.resize,
-                          canonical_focal(cfg.model.input_width, cfg.model.canonical_focal))
+                          canonical_focal(cfg.model.input_width, cfg.model.canonical_focal),
+                          input_format)
     for stage, p in stages:
         del p.metadata_props[:]
         onnx.helper.set_model_props(p, meta)
         try:
             onnx.checker.check_model(p, full_check=True)
-        except onnx.checker.ValidationError as e:
-            raise ValueError(f"{out}: onnx.checker rejects the {stage} graph: {e}") from e
+            preprocess_nodes(p.graph)  # a uint8 graph still starts as TensorRT needs
+        except (onnx.checker.ValidationError, ValueError) as e:
+            who = "onnx.checker" if isinstance(e, onnx.checker.ValidationError) else "edge_mtl"
+            raise ValueError(f"{out}: {who} rejects the {stage} graph: {e}") from e
         onnx.save(p, str(tmp))
         diffs, ratios = parity(tmp, ref, atol=atol, noise_factor=noise_factor)
         result.parity[stage], result.parity_ratio[stage] = diffs, ratios

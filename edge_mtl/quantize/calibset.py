@@ -40,9 +40,11 @@ class CalibrationSet:
     def __len__(self) -> int:
         return len(self.images)
 
-    def load(self, index: int, size: tuple[int, int], mode: str = "letterbox") -> np.ndarray:
-        """Image ``index`` as a ``[1, 3, H, W]`` input, through the shared pre-processing
-        (``mode``: the model's resize rule)."""
+    def load(self, index: int, size: tuple[int, int], mode: str = "letterbox",
+             input_format: str = "float") -> np.ndarray:
+        """Image ``index`` as a batch-1 input (``[1, 3, H, W]`` float32, or ``[1, H, W, 3]``
+        uint8 for ``input_format`` uint8), through the shared pre-processing (``mode``: the
+        model's resize rule)."""
         import cv2
 
         from edge_mtl.imageio import read_image
@@ -52,13 +54,13 @@ class CalibrationSet:
             image = read_image(self.images[index], cv2.IMREAD_UNCHANGED)
         except ValueError as e:
             raise ValueError(f"calibration set {self.name}: {e}") from None
-        return preprocess(image, size, mode=mode)[None]
+        return preprocess(image, size, mode=mode, input_format=input_format)[None]
 
-    def batches(self, size: tuple[int, int], limit: int | None = None, mode: str = "letterbox"
-                ) -> Iterator[np.ndarray]:
+    def batches(self, size: tuple[int, int], limit: int | None = None, mode: str = "letterbox",
+                input_format: str = "float") -> Iterator[np.ndarray]:
         """``load`` for the first ``limit`` images (all by default), in order."""
         for i in range(len(self.images[:limit])):
-            yield self.load(i, size, mode)
+            yield self.load(i, size, mode, input_format)
 
 
 def _write_manifest(path: Path, name: str, images: list[Path], source: dict) -> None:

@@ -117,11 +117,11 @@ class _Reader:
     chunks: histogram calibrators otherwise hold every image's activations in memory at once."""
 
     def __init__(self, input_name: str, calib: CalibrationSet, size: tuple[int, int], mode: str, total: int,
-                 progress: bool):
+                 progress: bool, input_format: str = "float"):
         from tqdm import tqdm
 
         self.input_name, self.calib, self.size, self.total = input_name, calib, size, total
-        self.mode = mode
+        self.mode, self.input_format = mode, input_format
         self.bar = tqdm(total=total, desc="calibrate", unit="img", disable=not progress)
         self.set_range(0, total)
 
@@ -138,7 +138,7 @@ class _Reader:
         self.bar.update()
         if self.bar.n == self.total:
             self.bar.close()
-        return {self.input_name: self.calib.load(i, self.size, self.mode)}
+        return {self.input_name: self.calib.load(i, self.size, self.mode, self.input_format)}
 
 
 def _chunk(total: int, most: int = 16) -> int:
@@ -163,6 +163,7 @@ def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, calib: Calibr
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from edge_mtl.export.graph_input import preprocess_nodes
     from edge_mtl.export.metadata import load_onnx, parse_metadata
 
     if method not in METHODS:
@@ -174,9 +175,11 @@ def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, calib: Calibr
         raise ValueError(f"{model}: already quantized (holds Q/DQ nodes); calibrate the FP32 export")
     prefixes = keep_prefixes(DEFAULT_KEEP if keep is None else keep)
     kept = [n.name for n in src.graph.node if n.op_type in QUANTIZED_OPS and n.name.startswith(prefixes)]
+    # a uint8-input graph's normalising convolution reads 0..255: it stays float
+    in_graph = [n for n in preprocess_nodes(src.graph) if n not in kept]
     if prefixes and not kept:
         raise ValueError(f"--keep {keep}: matches no quantizable node of {model}")
-    chosen = nodes_to_quantize(src.graph, prefixes)
+    chosen = [n for n in nodes_to_quantize(src.graph, prefixes) if n not in in_graph]
     if not chosen:
         raise ValueError(f"{model}: no layer left to quantize (everything kept in float?)")
     total = len(calib) if images is None else min(images, len(calib))
@@ -212,14 +215,14 @@ def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, calib: Calibr
         # could fuse nodes into contrib ops that TensorRT's parser does not know.
         quant_pre_process(str(model), str(prepared), skip_optimization=True)
         reader = _Reader(meta["input_name"], calib, meta["input_size"], meta["resize"], total,
-                         progress and not cache_hit)
+                         progress and not cache_hit, meta["input_format"])
         with contextlib.redirect_stdout(io.StringIO()):  # onnxruntime prints once per chunk
             quantize_static(
                 str(prepared), str(Path(tmp) / "int8.onnx"), reader,
                 quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8, per_channel=True, reduce_range=False,
                 calibrate_method=methods[method], op_types_to_quantize=list(QUANTIZED_OPS),
-                nodes_to_quantize=chosen, nodes_to_exclude=kept, **cache_kwargs,
+                nodes_to_quantize=chosen, nodes_to_exclude=kept + in_graph, **cache_kwargs,
                 extra_options=extra_options,
             )
         qmodel = onnx.load(str(Path(tmp) / "int8.onnx"))

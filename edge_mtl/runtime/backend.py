@@ -1,6 +1,7 @@
 """One interface over every inference backend: torch, onnxruntime and TensorRT.
 
-A backend takes the shared pre-processing's output (float32 ``[B, 3, H, W]``) and returns the
+A backend takes the shared pre-processing's output (float32 ``[B, 3, H, W]``, or uint8
+``[B, H, W, 3]`` for a model that normalises in its graph) and returns the
 network's raw outputs by name (``OUTPUT_NAMES``) as numpy arrays; the shared post-processing
 turns them into a `Prediction`. Which backend opens a model follows from the file:
 ``.pt`` -> torch, ``.onnx`` -> onnxruntime, ``.engine`` -> tensorrt.
@@ -18,6 +19,7 @@ import numpy as np
 
 from edge_mtl.compat import require_python310
 from edge_mtl.runtime.geometry import Geometry, canonical_focal, fit_geometry
+from edge_mtl.runtime.preprocess import INPUT_FORMATS, input_dtype
 from edge_mtl.types import DEFAULT_FOCAL_RATIO
 
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "tensorrt")
@@ -37,6 +39,21 @@ class ModelInfo:
     checkpoint_sha256: str | None = None  # the checkpoint an exported model came from
     resize: str = "letterbox"  # how frames are fitted to the input (edge_mtl.runtime.geometry)
     canonical_focal: float | None = None  # focal (input px) its depth is in; None: 0.8 x input width
+    input_format: str = "float"  # what it reads (`edge_mtl.runtime.preprocess.INPUT_FORMATS`)
+
+    def __post_init__(self) -> None:
+        if self.input_format not in INPUT_FORMATS:
+            raise ValueError(f"{self.path}: input format {self.input_format!r} unknown; expected one of "
+                             f"{list(INPUT_FORMATS)} (a model exported by a newer edge_mtl?)")
+
+    def input_shape(self, batch: int = 1) -> tuple[int, ...]:
+        """The shape of a batch this model reads."""
+        h, w = self.input_size
+        return (batch, 3, h, w) if self.input_format == "float" else (batch, h, w, 3)
+
+    def blank_input(self, batch: int = 1) -> np.ndarray:
+        """A batch of zeros this model reads (for warm-ups)."""
+        return np.zeros(self.input_shape(batch), input_dtype(self.input_format))
 
     def geometry(self, frame_size: tuple[int, int]) -> Geometry:
         """How a frame of ``frame_size`` (h, w) reaches this model's input."""
@@ -73,9 +90,14 @@ class Backend(ABC):
     max_in_flight: int = 1  # frames `submit` takes before one must be collected
 
     def _check_input(self, images: np.ndarray) -> None:
-        if images.ndim != 4 or images.shape[1:] != (3, *self.info.input_size):
-            raise ValueError(f"{self.info.path}: expected input [B, 3, {self.info.input_size[0]}, "
-                             f"{self.info.input_size[1]}], got {list(images.shape)}")
+        want = self.info.input_shape(images.shape[0] if images.ndim else 1)
+        if images.shape != want:
+            shape = ", ".join(["B", *(str(d) for d in want[1:])])
+            raise ValueError(f"{self.info.path}: expected input [{shape}], got {list(images.shape)}")
+        uint8 = self.info.input_format == "uint8"
+        if (images.dtype != np.uint8) if uint8 else not np.issubdtype(images.dtype, np.floating):
+            raise ValueError(f"{self.info.path}: expected {'uint8' if uint8 else 'float32'} input "
+                             f"({self.info.input_format} format), got {images.dtype}")
 
     def submit(self, images: np.ndarray) -> Any:
         """Start one inference, returning a ticket for `collect`; up to ``max_in_flight`` may
@@ -87,7 +109,8 @@ class Backend(ABC):
         return ticket
 
     def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """float32 ``[B, 3, H, W]`` pre-processed images -> raw outputs by name (batch first)."""
+        """Pre-processed images (`preprocess` with the model's ``input_format``: float32
+        ``[B, 3, H, W]``, or uint8 ``[B, H, W, 3]``) -> raw outputs by name (batch first)."""
         self._check_input(images)
         n = images.shape[0]
         if self.batch is None or n == self.batch:

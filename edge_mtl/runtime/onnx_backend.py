@@ -17,7 +17,7 @@ from edge_mtl.compat import zip_strict
 from edge_mtl.export.metadata import load_onnx, model_info, parse_metadata
 from edge_mtl.files import sha256
 from edge_mtl.runtime.backend import Backend
-from edge_mtl.runtime.preprocess import MEAN, STD
+from edge_mtl.runtime.preprocess import MEAN, STD, input_dtype
 from edge_mtl.types import OUTPUT_NAMES
 
 # Providers that run on a GPU (``device`` reports "cuda" when the session's first is one of them).
@@ -149,7 +149,8 @@ class OnnxRuntimeBackend(Backend):
         self.precision = onnx_precision(path, self.session)
 
     def _run(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        outs = self.session.run(list(OUTPUT_NAMES), {self.input_name: images.astype(np.float32, copy=False)})
+        x = images.astype(input_dtype(self.info.input_format), copy=False)
+        outs = self.session.run(list(OUTPUT_NAMES), {self.input_name: x})
         return dict(zip_strict(OUTPUT_NAMES, outs))
 
     def runtime_info(self) -> dict[str, Any]:

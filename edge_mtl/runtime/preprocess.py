@@ -1,5 +1,9 @@
 """The one pre-processing every caller shares: fit to the input (`edge_mtl.runtime.geometry`:
-letterbox or crop, never a squash), BGR->RGB, normalise."""
+letterbox or crop, never a squash), BGR->RGB, normalise.
+
+A model exported with ``--uint8-input`` (input format ``uint8``) does the last two steps in its
+graph: it reads the fitted BGR uint8 frame as it is, ``[H, W, 3]``, so the CPU only resizes.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from edge_mtl.runtime.geometry import PAD_BGR, Geometry, fit_geometry, place
 
 if TYPE_CHECKING:
     from edge_mtl.runtime.backend import ModelInfo
+
+INPUT_FORMATS: tuple[str, ...] = ("float", "uint8")  # what a model reads, see `preprocess`
 
 # ImageNet statistics in RGB order (what torchvision's MobileNets expect).
 MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
@@ -75,11 +81,30 @@ def normalize(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+def input_dtype(input_format: str) -> type:
+    """The numpy type of a model input of ``input_format``."""
+    if input_format not in INPUT_FORMATS:
+        raise ValueError(f"input format {input_format!r}: expected one of {list(INPUT_FORMATS)}")
+    return np.float32 if input_format == "float" else np.uint8
+
+
+def model_input(fitted: np.ndarray, input_format: str = "float") -> np.ndarray:
+    """A frame fitted to the input (`fit_image`) -> what a model of ``input_format`` reads: float32
+    ``[3, H, W]`` normalised (`normalize`), or the BGR uint8 ``[H, W, 3]`` itself (``uint8``)."""
+    if input_dtype(input_format) is np.uint8:
+        return np.ascontiguousarray(fitted)
+    return normalize(fitted)
+
+
 def preprocess(image: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None,
-               mode: str = "letterbox") -> np.ndarray:
+               mode: str = "letterbox", input_format: str = "float") -> np.ndarray:
     """Camera frame -> network input [3, H, W] float32 (into ``out`` when given, see `normalize`),
-    fitted by `fit_geometry` (``mode``: letterbox or crop)."""
-    return normalize(fit_image(image, fit_geometry(image.shape[:2], size, mode)), out)
+    fitted by `fit_geometry` (``mode``: letterbox or crop); ``input_format`` ``uint8``: the
+    fitted BGR uint8 [H, W, 3] (``out`` unused)."""
+    fitted = fit_image(image, fit_geometry(image.shape[:2], size, mode))
+    if input_dtype(input_format) is np.uint8:
+        return model_input(fitted, input_format)
+    return normalize(fitted, out)
 
 
 class FramePrep:
@@ -96,4 +121,4 @@ class FramePrep:
         if self.geometry is None or self.geometry.source != shape:
             self.geometry = self.info.geometry(shape)
             self.depth_scale = self.info.depth_scale(self.geometry, self.focal)
-        return normalize(fit_image(image, self.geometry))[None]
+        return model_input(fit_image(image, self.geometry), self.info.input_format)[None]

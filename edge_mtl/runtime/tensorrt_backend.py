@@ -64,7 +64,8 @@ class TensorRTBackend(Backend):
                               backbone=model["backbone"], params=model["params"],
                               checkpoint_sha256=model["checkpoint_sha256"],
                               resize=model.get("resize", "letterbox"),
-                              canonical_focal=model.get("canonical_focal"))
+                              canonical_focal=model.get("canonical_focal"),
+                              input_format=model.get("input_format", "float"))
         self.precision = side["precision"]
         self.sidecar = side
         self._device: dict[str, int] = {}  # tensor name -> device pointer

@@ -89,12 +89,12 @@ def _check_io(network: Any, onnx_path: Path, meta: dict[str, Any]) -> tuple[str,
     """The parsed network's input name and static shape, and its output names."""
     inp = network.get_input(0)
     shape = [int(d) for d in inp.shape]
-    if (network.num_inputs != 1 or inp.name != meta["input_name"] or shape[1:] != [3, *meta["input_size"]]
-            or min(shape) < 1):
+    h, w = meta["input_size"]
+    want = [3, h, w] if meta["input_format"] == "float" else [h, w, 3]
+    if network.num_inputs != 1 or inp.name != meta["input_name"] or shape[1:] != want or min(shape) < 1:
         raise ValueError(f"{onnx_path}: expected one static input {meta['input_name']!r} "
-                         f"[B, 3, {meta['input_size'][0]}, "
-                         f"{meta['input_size'][1]}], TensorRT sees {network.num_inputs} input(s), "
-                         f"{inp.name!r} {shape}")
+                         f"[B, {', '.join(str(d) for d in want)}], TensorRT sees {network.num_inputs} "
+                         f"input(s), {inp.name!r} {shape}")
     outputs = [network.get_output(i).name for i in range(network.num_outputs)]
     missing = sorted(set(meta["output_names"]) - set(outputs))
     if missing:
@@ -207,12 +207,16 @@ def build_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, precision
     config = _configure(trt, builder, flags, workspace_mb, dla_core, timing_cache, logger)
     calibrator, calibration = None, None
     if int8 == "implicit":
+        if meta["input_format"] == "uint8":
+            raise ValueError(f"{onnx_path}: reads uint8 frames, and implicit INT8 would quantize its "
+                             "normalising convolution over 0..255; quantize it first (`edge-mtl "
+                             "quantize`, which keeps that layer in float) and build the Q/DQ model")
         calib_set = calib if isinstance(calib, CalibrationSet) else load_calibration_set(calib,
                                                                                          progress=progress)
         cache = Path(calib_cache) if calib_cache is not None else _calib_cache_path(
             out, sha256(onnx_path), calib_set, calib_limit, trt.__version__)
         calibrator = make_entropy_calibrator(trt, cudart, calib_set, input_shape, cache, calib_limit,
-                                             meta["resize"])
+                                             meta["resize"], meta["input_format"])
         config.int8_calibrator = calibrator
         calibration = {"set": calib_set.name, "manifest": str(calib_set.manifest), "limit": calib_limit,
                        "cache": str(cache.resolve())}
@@ -242,7 +246,7 @@ def build_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, precision
              "int8": int8, "calibration": calibration}
     model_meta = {k: meta[k] for k in ("input_size", "mean", "std", "class_names", "output_names",
                                        "backbone", "params", "checkpoint_sha256", "resize",
-                                       "canonical_focal")}
+                                       "canonical_focal", "input_format")}
     sidecar = make_sidecar(out, tensorrt_version=trt.__version__,
                            device={"name": device.name, "compute_capability": device.compute_capability},
                            precision=precision, input_name=input_name, input_shape=input_shape,

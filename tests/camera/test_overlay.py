@@ -4,6 +4,7 @@ import math
 
 import cv2
 import numpy as np
+import pytest
 
 from edge_mtl.camera.overlay import (
     box_distance,
@@ -71,6 +72,18 @@ def test_lane_tint_touches_only_marking_pixels():
     image = before.copy()
     tint_lanes(image, small)
     assert np.any(image[100:104, 50:250] != 200) and np.all(image[:90] == 200)
+
+
+@pytest.mark.parametrize("size", [(H // 2, W // 2), (H // 4, W // 4), (97, 131)])
+def test_a_smaller_lane_mask_tints_as_its_full_size_resize(size):
+    """Only the mask's band of rows is enlarged, pixel for pixel as resizing all of it would."""
+    small = (np.random.default_rng(size[0]).random(size) > 0.97).astype(np.uint8)
+    small[: size[0] // 3] = 0
+    image = np.random.default_rng(1).integers(0, 255, (H, W, 3), dtype=np.uint8)
+    want = image.copy()
+    tint_lanes(want, cv2.resize(small, (W, H), interpolation=cv2.INTER_NEAREST))
+    tint_lanes(image, small)
+    np.testing.assert_array_equal(image, want)
 
 
 def test_overlay_draws_boxes_lanes_inset_and_hud():

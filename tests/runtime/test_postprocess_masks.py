@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from edge_mtl.runtime.geometry import fit_geometry
 from edge_mtl.runtime.postprocess import PostprocessConfig, postprocess
@@ -30,3 +31,26 @@ def test_lane_and_depth_are_the_upsampled_maps_in_camera_pixels():
     want_depth = cv2.resize(depth[0, 3:93], (1280, 720), interpolation=cv2.INTER_LINEAR)
     np.testing.assert_array_equal(pred.depth, want_depth)
     assert pred.depth.dtype == np.float32
+
+
+def test_half_size_maps_are_the_full_size_maps_shrunk():
+    """``map_scale`` 0.5: the same mapping onto a half-size frame, letterbox and crop; boxes stay
+    in source pixels."""
+    rng = np.random.default_rng(6)
+    smooth = cv2.GaussianBlur(rng.normal(0, 1, (192, 320)), (0, 0), 4)
+    raw = {"det_logits": np.array([[4.0, -9, -9]] + [[-9, -9, -9]] * 9, np.float32),
+           "det_boxes": np.array([[100, 50, 300, 200]] + [[0, 0, 0, 0]] * 9, np.float32),
+           # smooth fields: a few edges, where full and half size may sample either side
+           "lane_logits": (20 * smooth)[None].astype(np.float32),
+           "depth": cv2.GaussianBlur(rng.uniform(0.5, 120, (96, 160)), (0, 0), 2)[None].astype(np.float32)}
+    for mode in ("letterbox", "crop"):
+        geometry = fit_geometry((720, 1280), (384, 640), mode)
+        full, half = postprocess(raw, geometry), postprocess(raw, geometry, map_scale=0.5)
+        assert half.lane.shape == half.depth.shape == (360, 640)
+        np.testing.assert_array_equal(half.boxes, full.boxes)
+        # a half-size map samples the maps at the centres of 2x2 source pixels
+        shrunk = cv2.resize(full.depth, (640, 360), interpolation=cv2.INTER_AREA)
+        np.testing.assert_allclose(half.depth, shrunk, rtol=0.01, atol=0.1)
+        assert (half.lane != cv2.resize(full.lane, (640, 360), interpolation=cv2.INTER_NEAREST)).mean() < 0.01
+    with pytest.raises(ValueError, match="map_scale"):
+        postprocess(raw, geometry, map_scale=0)

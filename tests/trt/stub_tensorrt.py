@@ -297,8 +297,19 @@ def make_tensorrt_stub(version: str = "10", *, fast_fp16: bool = True, fast_int8
                     return self.fail(ParserError(trt.ErrorCode.UNSUPPORTED_NODE,
                                                  f"No importer registered for op: {node.op_type}",
                                                  i, node.name, node.op_type))
-            inferred = onnx.shape_inference.infer_shapes(proto)
             weights = {t.name for t in proto.graph.initializer}
+            # TensorRT (8.5+) reads a UINT8 network input only through a Cast straight after it
+            # (NVIDIA/TensorRT#3985): not even a Transpose or Reshape may come first.
+            for v in proto.graph.input:
+                if v.name in weights or v.type.tensor_type.elem_type != onnx.TensorProto.UINT8:
+                    continue
+                for i, node in enumerate(proto.graph.node):
+                    if v.name in node.input and node.op_type != "Cast":
+                        return self.fail(ParserError(
+                            trt.ErrorCode.UNSUPPORTED_NODE,
+                            f"UINT8 tensor {v.name} may only be the input of a Cast layer", i, node.name,
+                            node.op_type))
+            inferred = onnx.shape_inference.infer_shapes(proto)
             self.network.inputs = [ITensor(v.name, to_dims(v), to_dtype(v))
                                    for v in proto.graph.input if v.name not in weights]
             self.network.outputs = [ITensor(v.name, to_dims(v), to_dtype(v)) for v in inferred.graph.output]

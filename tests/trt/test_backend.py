@@ -76,6 +76,43 @@ def test_waits_sleep_instead_of_spinning(engine, cudart):
         assert len(flags) == 2 and all(f & cudart.cudaEventBlockingSync for f in flags)
 
 
+def test_an_engine_that_reads_uint8_frames(trt, cudart, tmp_path):
+    """A ``--uint8-input`` model: the engine takes the fitted BGR frame and normalises it itself."""
+    from edge_mtl.runtime.preprocess import normalize
+    from tests.trt.models import make_tiny_onnx
+
+    onnx_path = make_tiny_onnx(tmp_path / "u8.onnx", uint8=True)
+    path, _ = build_engine(onnx_path, tmp_path / "u8.engine", progress=False)
+    bgr = np.random.default_rng(2).integers(0, 256, (1, *SIZE, 3), dtype=np.uint8)
+    with TensorRTBackend(path) as backend:
+        assert backend.info.input_format == "uint8"
+        out = backend.collect(backend.submit(bgr))
+        want = expected_outputs(normalize(bgr[0])[None])
+        np.testing.assert_allclose(out["depth"], want["depth"], rtol=2e-3, atol=2e-3)  # fp16
+        with pytest.raises(ValueError, match="expected uint8 input"):
+            backend.infer(bgr.astype(np.float32))
+    with pytest.raises(ValueError, match="implicit INT8 would quantize its normalising convolution"):
+        build_engine(onnx_path, tmp_path / "u8_int8.engine", precision="int8", calib=tmp_path, progress=False)
+
+
+def test_a_uint8_input_must_go_straight_into_a_cast(trt, cudart, tmp_path):
+    """As TensorRT's parser: a uint8 input read by anything but a Cast is refused."""
+    import onnx
+
+    from tests.trt.models import make_tiny_onnx
+
+    path = make_tiny_onnx(tmp_path / "u8.onnx", uint8=True)
+    model = onnx.load(path)
+    nodes = {n.name: n for n in model.graph.node}
+    nodes["/Transpose"].input[0], nodes["/Cast"].input[0] = "image", "xt0"
+    nodes["/Transpose"].output[0], nodes["/Cast"].output[0] = "xt0", "xt"
+    model.graph.node.remove(nodes["/Transpose"])
+    model.graph.node.insert(0, nodes["/Transpose"])
+    onnx.save(model, path)
+    with pytest.raises(ValueError, match="UINT8 tensor image may only be the input of a Cast layer"):
+        build_engine(path, tmp_path / "bad.engine", progress=False)
+
+
 def test_dla_engine_runs_on_the_core_it_was_built_for(trt, cudart, tiny_onnx, tmp_path):
     path, _ = build_engine(tiny_onnx, tmp_path / "dla.engine", dla_core=1, progress=False)
     with TensorRTBackend(path) as backend:
