@@ -7,52 +7,13 @@ frozen in training (`model.freeze_backbone`: ImageNet statistics already) keep t
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from edge_mtl.checkpoint import load_model, read_checkpoint, save_checkpoint
-from edge_mtl.imageio import CorruptImageError, read_image
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
-
-
-def frames_of(source: str | os.PathLike, every: int = 1) -> Iterator[tuple[str, np.ndarray]]:
-    """(name, BGR frame) of an image folder (sorted) or a video file, every ``every``-th one."""
-    import cv2
-
-    path = Path(source)
-    if path.is_dir():
-        images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not images:
-            raise ValueError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)})")
-        for p in images[::every]:
-            try:
-                yield str(p), read_image(p)
-            except CorruptImageError as e:
-                raise ValueError(str(e)) from None
-        return
-    if path.suffix.lower() not in VIDEO_SUFFIXES or not path.is_file():
-        raise ValueError(f"{path}: not an image folder or a video file ({', '.join(VIDEO_SUFFIXES)})")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise ValueError(f"{path}: OpenCV cannot open this video")
-    k = 0
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if k % every == 0:
-                yield f"{path}#{k}", frame
-            k += 1
-    finally:
-        cap.release()
-    if k == 0:
-        raise ValueError(f"{path}: no frame could be decoded")
+from edge_mtl.imageio import read_frames
 
 
 def adapt_bn(checkpoint: str | os.PathLike, sources: Sequence[str | os.PathLike], out: str | os.PathLike,
@@ -69,7 +30,7 @@ def adapt_bn(checkpoint: str | os.PathLike, sources: Sequence[str | os.PathLike]
     size = (cfg.model.input_height, cfg.model.input_width)
     names, frames = [], []
     for source in sources:
-        for name, frame in frames_of(source, every):
+        for _, name, frame in read_frames(source, every=every, kinds=("folder", "video")):
             names.append(name)
             frames.append(preprocess(frame, size, mode=cfg.model.resize))
     order = np.random.default_rng(seed).permutation(len(frames))

@@ -9,11 +9,10 @@ from __future__ import annotations
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
-from edge_mtl.imageio import CorruptImageError, read_image
+from edge_mtl.imageio import read_frames
 from edge_mtl.runtime.backend import open_backend
 from edge_mtl.runtime.postprocess import postprocess
 from edge_mtl.runtime.preprocess import preprocess
@@ -23,22 +22,16 @@ SCHEMA = "edge_mtl.bench/1"
 
 
 def load_frames(source: str | os.PathLike | None, count: int = 8) -> list[np.ndarray]:
-    """``count`` frames from a folder of images, or rendered from the synthetic world; a
-    ValueError lists every missing, truncated or undecodable image (`edge_mtl.imageio`)."""
+    """The first ``count`` images of a folder (`edge_mtl.imageio.read_frames`), or ``count``
+    frames rendered from the synthetic world; a ValueError lists every missing, truncated or
+    undecodable one of them."""
     if source is None:
         from edge_mtl.data.world import render_random
 
         return [render_random(1_000_000 + i).sample.image for i in range(count)]
-    folder = Path(source)
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"))
-    if not paths:
-        raise ValueError(f"{folder}: no images to benchmark on")
-    frames, bad = [], []
-    for path in paths[:count]:
-        try:
-            frames.append(read_image(path))
-        except CorruptImageError as e:
-            bad.append(str(e))
+    bad: list[str] = []
+    frames = [image for _, _, image in read_frames(source, limit=count, kinds=("folder",),
+                                                    on_corrupt=lambda e: bad.append(str(e)))]
     if bad:
         raise ValueError(f"cannot read image(s): {'; '.join(bad)}")
     return frames

@@ -32,14 +32,14 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from edge_mtl.data.checks import DatasetError
+from edge_mtl.imageio import read_frames, video_frame_count
 from edge_mtl.runtime.backend import Backend
 from edge_mtl.runtime.postprocess import PostprocessConfig
 from edge_mtl.types import DEFAULT_FOCAL_RATIO, Prediction
@@ -280,48 +280,6 @@ def _kitti(runner: Backend, src: Source, progress: bool) -> _Result:
     return result
 
 
-def _video_frames(src: Source, limit: int | None) -> tuple[int, list[int], Iterator[tuple[int, np.ndarray]]]:
-    """The clip's reported frame count, the indices to read, and the frames as they are decoded.
-
-    Frames are grabbed in order (skipped ones not retrieved); a count the container does not
-    report is found by grabbing through the clip once first.
-    """
-    import cv2
-
-    from edge_mtl.runtime.preprocess import to_bgr
-
-    def open_clip() -> Any:
-        cap = cv2.VideoCapture(str(src.path))
-        if not cap.isOpened():
-            cap.release()
-            raise RuntimeError(f"cannot open video {src.path} with OpenCV")
-        return cap
-
-    cap = open_clip()
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    if count <= 0:
-        while cap.grab():
-            count += 1
-        cap.release()
-        cap = open_clip()
-    wanted = sample_indices(count, limit)
-
-    def frames() -> Iterator[tuple[int, np.ndarray]]:
-        try:
-            todo, i = set(wanted), 0
-            while todo and cap.grab():
-                if i in todo:
-                    ok, image = cap.retrieve()
-                    if ok and image is not None:
-                        yield i, to_bgr(image)
-                    todo.discard(i)
-                i += 1
-        finally:
-            cap.release()
-
-    return count, wanted, frames()
-
-
 def _unlabelled(runner: Backend, src: Source, limit: int | None, progress: bool) -> _Result:
     """Detections, road-patch depth and lane fraction per sampled frame of a clip or a folder."""
     from tqdm import tqdm
@@ -331,7 +289,9 @@ def _unlabelled(runner: Backend, src: Source, limit: int | None, progress: bool)
     names = runner.info.class_names
     result = _Result()
     if src.kind == "video":
-        count, wanted, frames = _video_frames(src, limit)
+        count = video_frame_count(src.path)
+        wanted = sample_indices(count, limit)
+        frames = ((i, image) for i, _, image in read_frames(src.path, indices=wanted, kinds=("video",)))
         label = lambda i: f"frame {i}"  # noqa: E731
         corrupt: list[str] = []
     else:
