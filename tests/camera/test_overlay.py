@@ -137,3 +137,27 @@ def test_depth_colormap_matches_opencv_turbo_on_every_level():
     want[0, 256] = 0
     assert len(np.unique(want_level)) == 256  # every table entry is checked
     np.testing.assert_array_equal(colored, want)
+
+
+def test_only_the_most_confident_boxes_are_labelled():
+    """Every box is outlined; labels (a filled band in the class colour above the box) go to the
+    ``max_labels`` highest scores."""
+    from edge_mtl.camera.overlay import CLASS_COLORS
+
+    wide, step = 700, 130  # labels are ~100 px wide: boxes far enough apart not to share one
+    boxes = np.array([[10 + step * i, 60, 50 + step * i, 100] for i in range(5)], np.float32)
+    scores = np.array([0.5, 0.9, 0.3, 0.8, 0.6], np.float32)
+    pred = Prediction(boxes=boxes, scores=scores, classes=np.zeros(5, np.int64),
+                      lane=np.zeros((H, wide), np.uint8), depth=np.full((H, wide), 20.0, np.float32))
+    green = np.array(CLASS_COLORS[0], np.uint8)
+
+    def labelled(image):
+        return [i for i in range(5) if np.all(image[46, 11 + step * i] == green)]  # the band, no text
+
+    def outlined(image):
+        return [i for i in range(5) if np.all(image[80, 10 + step * i] == green)]
+
+    for max_labels, want in ((2, [1, 3]), (3, [1, 3, 4]), (None, [0, 1, 2, 3, 4])):
+        image = np.full((H, wide, 3), 100, np.uint8)
+        draw_overlay(image, pred, depth_inset=False, max_labels=max_labels)
+        assert labelled(image) == want and outlined(image) == [0, 1, 2, 3, 4]
