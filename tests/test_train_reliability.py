@@ -234,6 +234,29 @@ def test_training_skips_bad_samples_and_reports_them(tmp_path, damaged_dataset, 
     assert sorted(Path(p["file"]).name for p in report["bad"]) == ["000001.json", "000003.json"]
 
 
+def test_unchecked_training_skips_bad_samples_when_a_batch_meets_them(tmp_path, damaged_dataset):
+    """``train.check_data: false`` reads nothing first (data checked before); a bad sample met
+    later is skipped all the same, and the report says the data was not checked."""
+    import dataclasses
+    import json
+
+    from edge_mtl.data.checks import DatasetError
+    from edge_mtl.data.preflight import unchecked
+
+    cfg = tiny_config(str(damaged_dataset), str(tmp_path / "run"), steps=3)
+    cfg.train = dataclasses.replace(cfg.train, check_data=False)
+    train(cfg, progress=False)
+    report = json.loads((tmp_path / "run" / "data_check.json").read_text())
+    assert report["datasets"][0]["checked"] is False and report["num_bad"] == 0
+    assert (tmp_path / "run" / "last.pt").is_file()
+    bare = tmp_path / "bare"
+    for sub in ("images", "labels"):
+        (bare / sub).mkdir(parents=True)
+    (bare / "meta.json").write_text((damaged_dataset / "meta.json").read_text())
+    with pytest.raises(DatasetError, match=r"bare.*(no label files|holds no samples)"):
+        unchecked(str(bare))
+
+
 def test_strict_training_stops_at_the_first_bad_sample_before_writing(tmp_path, damaged_dataset, capsys):
     cfg = tiny_config(str(damaged_dataset), str(tmp_path / "run"), steps=2)
     cfg.save(tmp_path / "tiny.yaml")

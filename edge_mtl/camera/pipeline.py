@@ -7,18 +7,19 @@ Four stages overlap, each on its own thread, handing frames on through bounded q
 
 so that while the accelerator (or onnxruntime, which releases the GIL) runs frame ``n``, frame
 ``n + 1`` is being pre-processed, ``n + 2`` decoded and ``n - 1`` drawn and shown. Each queue
-holds ``queue_size`` frames (1 by default) and each stage works on one, so at most about seven
-frames are in flight and the latency stays bounded. The window and the recording stay in the
+holds ``queue_size`` frames (1 by default) and each stage works on one (the infer stage on two
+for a file on a backend that takes two, `Backend.max_in_flight`), so at most about eight frames
+are in flight and the latency stays bounded. The window and the recording stay in the
 caller's thread (OpenCV's HighGUI wants one thread; the recorder is finalised by the caller).
 
 Drop policy: a live source (webcam, v4l2, csi, GStreamer, stream: `FrameSource.live`) keeps the
 newest frame. Its capture stage replaces a frame still waiting for the pre stage by the newer one,
 and the pre stage a pre-processed frame still waiting for the backend, so that what the backend
 takes next is never older than about one camera period plus the pre-processing (with a blocking
-hand-over it would be two inferences old). The frames replaced are counted (``stale``, added to
-the summary's ``dropped``, beside those the source's own capture thread replaced). When the
-backend keeps up with the camera nothing is replaced. Files and folders hand on every frame, in
-order (a blocking put).
+hand-over it would be two inferences old); the backend gets one live frame at a time. The frames
+replaced are counted (``stale``, added to the summary's ``dropped``, beside those the source's own
+capture thread replaced). When the backend keeps up with the camera nothing is replaced. Files and
+folders hand on every frame, in order (a blocking put).
 
 Exit: every wait on a queue has a timeout (`POLL_S`) and looks at the stage's stop flag, so no
 stage can hang on a queue. The end of a file travels down the pipeline after the last frame
@@ -243,13 +244,16 @@ class Pipeline:
                 return
 
     def _infer(self) -> None:
-        """Up to ``runner.max_in_flight`` frames are submitted before the oldest is collected (a
-        TensorRT engine: two, so that the next frame's copy and launch queue behind the running
-        one and the GPU does not wait for the CPU between frames). The next frame is waited for
-        only until the running one is expected to be done (the recent frames' inference time),
-        so a frame is never held back for a later one."""
+        """A file's frames: up to ``runner.max_in_flight`` are submitted before the oldest is
+        collected (a TensorRT engine: two, so that the next frame's copy and launch queue behind
+        the running one and the GPU does not wait for the CPU between frames); the next frame is
+        waited for only until the running one is expected to be done (the recent frames'
+        inference time), so a frame is never held back for a later one. A live source's: one at
+        a time, so that the frame the backend takes next is still the newest (a frame queued
+        behind the running one could no longer be replaced by a newer one). An error in
+        ``submit`` is raised once the frames submitted before it are handed on."""
         runner, pending = self.runner, deque()
-        depth = max(1, int(getattr(runner, "max_in_flight", 1)))
+        depth = 1 if self.src.live else max(1, int(getattr(runner, "max_in_flight", 1)))
         while True:
             timeout = max(0.0, self._expected - time.perf_counter()) if pending else None
             item = self._get(2, timeout)
@@ -267,22 +271,30 @@ class Pipeline:
                 return
             item.submitted = now = time.perf_counter()
             self._expected = (self._expected if pending else now) + self._infer_s
-            pending.append((item, runner.submit(item.x)))
+            try:
+                ticket = runner.submit(item.x)
+            except BaseException:
+                while pending:  # the frames ahead of the error are still shown
+                    if not self._collect(pending):
+                        break
+                raise
+            pending.append((item, ticket))
             item.x = None
             if len(pending) >= depth and not self._collect(pending):
                 return
 
     def _collect(self, pending: deque) -> bool:
         """Wait for the oldest frame in flight and hand it on; its ``infer`` time runs from its
-        submission, or from the previous frame's result when it queued behind that one."""
+        submission, or from when the previous frame was handed on if it queued behind that one
+        (a wait for the caller's stage to take the previous frame is not inference)."""
         item, ticket = pending.popleft()
         item.raw = self.runner.collect(ticket)
-        now = time.perf_counter()
-        took = now - max(item.submitted, self._done)
+        took = time.perf_counter() - max(item.submitted, self._done)
         self._infer_s = took if not self._infer_s else 0.8 * self._infer_s + 0.2 * took
-        self._done = now
         item.ms["infer"] = took * 1e3
-        return self._put(2, item)
+        handed = self._put(2, item)
+        self._done = time.perf_counter()
+        return handed
 
 
 def run_pipeline(src: FrameSource, runner: Backend, timer: StageTimer, run: Any, stop: threading.Event,

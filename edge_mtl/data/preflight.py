@@ -88,6 +88,8 @@ def unchecked(root: str | os.PathLike, options: dict | None = None) -> DataCheck
 
     spec = str(DataSpec.parse(str(root)))
     n = len(open_reader(spec, options))
+    if n == 0:
+        raise BadDataError(f"{root}: holds no samples")
     return DataCheck(spec, n, good=list(range(n)), checked=False)
 
 

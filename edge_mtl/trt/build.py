@@ -216,7 +216,7 @@ def build_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, precision
         cache = Path(calib_cache) if calib_cache is not None else _calib_cache_path(
             out, sha256(onnx_path), calib_set, calib_limit, trt.__version__)
         calibrator = make_entropy_calibrator(trt, cudart, calib_set, input_shape, cache, calib_limit,
-                                             meta["resize"], meta["input_format"])
+                                             meta["resize"])
         config.int8_calibrator = calibrator
         calibration = {"set": calib_set.name, "manifest": str(calib_set.manifest), "limit": calib_limit,
                        "cache": str(cache.resolve())}

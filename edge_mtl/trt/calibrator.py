@@ -22,17 +22,15 @@ import numpy as np
 
 from edge_mtl.files import write_atomic
 from edge_mtl.quantize.calibset import CalibrationSet
-from edge_mtl.runtime.preprocess import input_dtype
 from edge_mtl.trt.api import cuda_call
 
 
 def make_entropy_calibrator(trt: ModuleType, cudart: ModuleType, calib_set: CalibrationSet,
                             input_shape: list[int], cache_path: str | os.PathLike,
-                            limit: int | None = None, mode: str = "letterbox",
-                            input_format: str = "float") -> Any:
+                            limit: int | None = None, mode: str = "letterbox") -> Any:
     """An ``IInt8EntropyCalibrator2`` that feeds ``calib_set`` (its first ``limit`` images) to a
-    network whose static input is ``input_shape`` (``[B, 3, H, W]`` float32, or ``[B, H, W, 3]``
-    uint8 for ``input_format`` uint8): B images per batch through
+    network whose static input is ``input_shape`` ``[B, 3, H, W]`` (float: `build_engine` refuses
+    implicit INT8 of a uint8-input model): B images per batch through
     one device buffer (a last incomplete batch is left out), with the calibration cache at
     ``cache_path``.
 
@@ -41,17 +39,16 @@ def make_entropy_calibrator(trt: ModuleType, cudart: ModuleType, calib_set: Cali
     keep the cache). A ValueError when the set has fewer than B images.
     """
     shape = tuple(int(d) for d in input_shape)
-    dtype = np.dtype(input_dtype(input_format))
-    batch, size = shape[0], ((shape[2], shape[3]) if input_format == "float" else (shape[1], shape[2]))
+    batch, size = shape[0], (shape[2], shape[3])
     available = len(calib_set.images[:limit])
     if available < batch:
         raise ValueError(f"calibration set {calib_set.name}: {available} image(s) to use, fewer than "
                          f"one batch of the network input {list(shape)}")
-    nbytes = int(np.prod(shape)) * dtype.itemsize
+    nbytes = int(np.prod(shape)) * np.dtype(np.float32).itemsize
     cache = Path(cache_path)
 
     def batches() -> Iterator[np.ndarray]:
-        images = calib_set.batches(size, limit, mode, input_format)
+        images = calib_set.batches(size, limit, mode)
         while len(group := list(itertools.islice(images, batch))) == batch:
             yield np.concatenate(group)
 
@@ -77,7 +74,7 @@ def make_entropy_calibrator(trt: ModuleType, cudart: ModuleType, calib_set: Cali
                 if x.shape != shape:
                     raise ValueError(f"calibration set {calib_set.name}: batch of shape {list(x.shape)}, "
                                      f"the network takes {list(shape)}")
-                x = np.ascontiguousarray(x, dtype=dtype)
+                x = np.ascontiguousarray(x, dtype=np.float32)
                 cuda_call(cudart.cudaMemcpy(self.device, x.ctypes.data, nbytes,
                                             cudart.cudaMemcpyKind.cudaMemcpyHostToDevice),
                           "cudaMemcpy (calibration batch)")

@@ -246,6 +246,36 @@ def test_a_backend_with_two_frames_in_flight_overlaps_them(window):
     assert 8 <= s["stages_ms"]["infer"]["p50"] < 18
 
 
+def test_a_slow_display_does_not_count_as_inference(window):
+    """The caller's stage takes 30 ms a frame: the infer stage waits to hand frames on, which is
+    not inference (nor a reason to hold frames back)."""
+    window.action = lambda n: time.sleep(0.03)
+    s = run_camera(FileLike(12), async_stand_in(0.01), log=quiet)
+    assert window.shown == list(range(12))
+    assert s["stages_ms"]["infer"]["p50"] < 18
+
+
+def test_an_error_in_submit_comes_after_the_frames_in_flight(window):
+    runner = async_stand_in(0.01)
+    submit = runner.submit
+
+    def failing(images):
+        if runner.submitted == 4:  # frames 0-3 went through (the warm-up runs through infer)
+            raise RuntimeError("CUDA error: an illegal memory access")
+        return submit(images)
+
+    runner.submit = failing
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        run_camera(FileLike(10), runner, log=quiet)
+    assert window.shown == [0, 1, 2, 3]
+
+
+def test_a_live_source_gets_one_frame_at_a_time(window):
+    runner = async_stand_in(0.01)
+    run_camera(CameraLike(period_s=0.002), runner, max_frames=8, log=quiet)
+    assert runner.most_in_flight == 1
+
+
 def test_a_frame_in_flight_is_not_held_back_for_a_next_one(window):
     """A live source that stalls after 3 frames: the third is collected and shown anyway."""
     timer = threading.Timer(10, os.kill, (os.getpid(), signal.SIGTERM))  # a hang fails, not hangs

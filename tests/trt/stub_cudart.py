@@ -76,6 +76,7 @@ class Memory:
     streams: dict[int, list[Callable[[], None]]] = field(default_factory=dict)
     events: dict[int, dict] = field(default_factory=dict)  # handle -> {"stream", "done", "flags"}
     pageable_async_copies: int = 0
+    abandoned_work: int = 0  # queued copies / launches left on a stream when it was destroyed
 
     def find(self, table: dict[int, ctypes.Array], ptr: int, count: int) -> bool:
         return any(base <= ptr and ptr + count <= base + len(buf) for base, buf in table.items())
@@ -178,8 +179,12 @@ def make_cudart_stub(name: str = "NVIDIA Stub GPU", capability: tuple[int, int] 
         return (ok,)
 
     def cudaStreamDestroy(stream: object) -> tuple:
-        return (ok,) if mem.streams.pop(int(stream), None) is not None else (
-            cudaError_t.cudaErrorInvalidResourceHandle,)
+        queue = mem.streams.pop(int(stream), None)
+        if queue is None:
+            return (cudaError_t.cudaErrorInvalidResourceHandle,)
+        # CUDA would still run it, into whatever the caller freed meanwhile: counted, not run
+        mem.abandoned_work += len(queue)
+        return (ok,)
 
     def cudaEventCreateWithFlags(flags: int) -> tuple:
         if not gpu:

@@ -68,6 +68,7 @@ def test_close_with_frames_in_flight(engine, cudart):
     backend.submit(images(1, seed=2))
     backend.close()  # synchronises the stream before freeing what its copies write to
     assert cudart.memory.live() == {"device": 0, "pinned": 0, "streams": 0, "events": 0}
+    assert cudart.memory.abandoned_work == 0
 
 
 def test_waits_sleep_instead_of_spinning(engine, cudart):
