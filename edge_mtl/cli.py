@@ -8,7 +8,7 @@ from pathlib import Path
 
 from edge_mtl.compat import require_python310
 from edge_mtl.config import READER_FORMATS, non_negative_int, positive_float, positive_int
-from edge_mtl.study.plan import DYNAMIC
+from edge_mtl.study.plan import DYNAMIC, STUDY_CONFIG
 from edge_mtl.study.plan import STEPS as STUDY_STEPS
 from edge_mtl.study.plan import VAL_NUM as STUDY_VAL_NUM
 
@@ -483,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--out", default="benchmarks/mtl_study", help="report folder (default: %(default)s); "
                     "its runs/ keep every run, so an interrupted study resumes")
     st.add_argument("--data", default="data/study", help="rendered study data (default: %(default)s)")
-    st.add_argument("--config", default="models/tritask_mnv3l.yaml",
+    st.add_argument("--config", default=STUDY_CONFIG,
                     help="base recipe (default: %(default)s); input size and schedule come from below")
     st.add_argument("--size", type=_size, default=(160, 288), help="input HEIGHTxWIDTH (default: 160x288)")
     st.add_argument("--steps", type=positive_int, default=STUDY_STEPS,
