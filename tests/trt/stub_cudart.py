@@ -38,7 +38,9 @@ class cudaMemcpyKind(enum.IntEnum):
 cudaEventDefault, cudaEventBlockingSync, cudaEventDisableTiming = 0x00, 0x01, 0x02
 
 
-class cudaEvent_t:
+class _Handle:
+    """cuda-python's opaque handle types: ``int()`` and ``getPtr()`` give the raw value."""
+
     def __init__(self, handle: int):
         self._handle = handle
 
@@ -49,15 +51,12 @@ class cudaEvent_t:
         return self._handle
 
 
-class cudaStream_t:
-    def __init__(self, handle: int):
-        self._handle = handle
+class cudaEvent_t(_Handle):
+    pass
 
-    def __int__(self) -> int:
-        return self._handle
 
-    def getPtr(self) -> int:
-        return self._handle
+class cudaStream_t(_Handle):
+    pass
 
 
 @dataclass
