@@ -170,3 +170,49 @@ def test_a_given_camera_keeps_its_intrinsics():
     assert (c.fx, c.fy, c.cx, c.cy) == (1400.0, 1400.0, 650.0, 350.0)
     f = render(replace(scene, props=(), vehicles=scene.vehicles[:2]))
     assert f.sample.camera == scene.camera
+
+
+def test_built_up_sides_get_avenues_of_large_street_trees(scenes):
+    """About ``avenue_p`` of urban / suburban scenes line a side with a row of large trees at
+    near-regular gaps; nowhere else is a tree that large."""
+    sp = DEFAULT.surround
+    big = sp.avenue_crown[0] * 0.85 * 2  # the smallest avenue crown's diameter
+    built = [s for s in scenes if s.surroundings.setting in ("urban", "suburban")]
+    rows = []
+    for s in built:
+        for sign in (-1, 1):
+            trees = sorted(p.s for p in s.props if p.kind == "tree" and p.size[0] >= big and p.x * sign > 0)
+            if len(trees) >= 5:
+                rows.append(np.diff(trees))
+    share = len(rows) / (2 * len(built))
+    assert share > sp.avenue_p * 0.6, share
+    # gaps of one spacing, or two where a tree is missing (plus the scattered trees' rare big ones)
+    gaps = np.concatenate(rows)
+    assert np.mean(gaps < sp.avenue_gap[1] * 1.1 * 2 + 2) > 0.95
+    assert np.median(gaps) > sp.avenue_gap[0] * 0.8
+    elsewhere = [p for s in scenes if s.surroundings.setting in ("rural", "highway") for p in s.props
+                 if p.kind == "tree"]
+    assert max(p.size[0] for p in elsewhere) <= 7.0 + 1e-6
+
+
+def test_tree_shadows_hold_sun_flecks():
+    """A crown's shadow on the road is lit in about ``canopy_light`` of its area, in flecks fixed
+    to the ground; no pixel outside the shadow changes."""
+    from edge_mtl.data.world import geometry
+    from edge_mtl.data.world.effects import dapple
+
+    base = sample_scene(np.random.default_rng(3))
+    cam = base.camera
+    rays = geometry.rays(cam, 0.0, 0.0)
+    mask = np.zeros((cam.height, cam.width), np.uint8)
+    mask[int(cam.height * 0.7):, :] = 255  # road just ahead of the car
+    for light in (0.1, 0.3):
+        scene = replace(base, surroundings=replace(base.surroundings, canopy_light=light))
+        out = dapple(scene, rays, mask)
+        assert np.all(out[mask == 0] == 0)
+        lit = 1.0 - out[mask > 0].astype(np.float64) / 255.0
+        assert abs(lit.mean() - light) < 0.08, (light, lit.mean())
+        assert 0.02 < np.mean(lit > 0.99) < light + 0.05  # whole flecks, not a uniform dimming
+    # the ego car drives 1 m on: the flecks stay on the ground, so the image changes
+    moved = dapple(replace(base, travelled=base.travelled + 1.0), rays, mask)
+    assert not np.array_equal(moved, dapple(base, rays, mask))

@@ -128,6 +128,36 @@ def fill_polygons(cam, rot, polygons: list[np.ndarray], h: float, base: np.ndarr
     return mask
 
 
+FLECK_TEXELS_PER_M = 12.0  # the "leaves" noise's blobs are ~6 texels: sun flecks of ~0.5 m
+
+
+def dapple(scene: Scene, rays: geometry.Rays, mask: np.ndarray) -> np.ndarray:
+    """Sun flecks in a tree crown's shadow (``mask``: uint8, ground polygons in image space):
+    where a ground-anchored noise (two octaves, turned by the scene's texture seed) is above the
+    level that leaves ``scene.surroundings.canopy_light`` of the shadow lit, the shadow opens."""
+    from statistics import NormalDist
+
+    flat = mask.reshape(-1)
+    idx = np.flatnonzero(flat)
+    if idx.size == 0:
+        return mask
+    dx, _, dz = rays.flat()
+    t = rays.inv_dy.reshape(-1)[idx] * np.float32(rays.cam.mount_height)  # the road plane's point
+    x, z = dx[idx] * t, dz[idx] * t + np.float32(scene.travelled)
+    turn = (scene.texture_seed % 360) * np.pi / 180
+    noise = np.zeros(idx.size, np.float32)
+    for k, (angle, scale) in enumerate(((turn, 1.0), (turn + 1.1, 0.61))):
+        density = FLECK_TEXELS_PER_M / scale
+        c, s = np.float32(np.cos(angle) * density), np.float32(np.sin(angle) * density)
+        noise += sample(texture("leaves"), x * c - z * s + 97 * k, x * s + z * c)
+    noise *= np.float32(1 / np.sqrt(2))
+    level = np.float32(NormalDist().inv_cdf(1.0 - scene.surroundings.canopy_light))
+    lit = np.clip((noise - level) * np.float32(3.0), 0.0, 1.0)
+    out = flat.copy()
+    out[idx] = (flat[idx] * (1.0 - lit)).astype(np.uint8)
+    return out.reshape(mask.shape)
+
+
 def soften(mask: np.ndarray, px: int) -> np.ndarray:
     import cv2
 

@@ -60,6 +60,10 @@ class SurroundParams:
     setting_p: tuple[float, float, float, float] = (0.3, 0.25, 0.25, 0.2)
     background_depth: Range = (70.0, 112.0)  # the far wall (hills, treeline, skyline)
     trees_per_100m: Range = (1.5, 10.0)  # per side, where the setting has trees
+    avenue_p: float = 0.4  # urban / suburban side lined with a row of large street trees
+    avenue_gap: Range = (7.0, 15.0)  # metres between them
+    avenue_crown: Range = (2.5, 4.5)  # crown radius (their crowns reach over the road)
+    canopy_light: Range = (0.08, 0.35)  # share of a crown's shadow that sun flecks light
     buildings_p: float = 0.8  # urban; suburban halves it
     kerb_height: Range = (0.08, 0.2)
     sidewalk_width: Range = (1.5, 4.0)

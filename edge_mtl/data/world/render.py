@@ -28,7 +28,8 @@ MIN_BOX_HEIGHT = 16.0  # pixels at 1280x720; smaller objects are not labelled
 MIN_VISIBLE = 0.3  # fraction of an object's projected pixels that must be unoccluded
 
 # Material codes of `Frame.material`.
-SKY, ROAD, PAINT, VERGE, SIDEWALK, WALL, PROP, OBJECT, HOOD, STRUCTURE = range(10)
+# PROP: vegetation (crowns, bushes); FIXTURE: the solid props (buildings, trunks, lamps, poles, signs).
+SKY, ROAD, PAINT, VERGE, SIDEWALK, WALL, PROP, OBJECT, HOOD, STRUCTURE, FIXTURE = range(11)
 GROUND_PLANE = (ROAD, PAINT, VERGE)  # pixels on the plane Y = h
 _GROUND = 250  # provisional code: on the ground plane, material decided last
 
@@ -193,7 +194,8 @@ def render(scene: Scene, name: str = "") -> Frame:
             for part in shapes.prop_parts(prop, _lod(scene, z, prop.size[1])):
                 cast = _cast_part(rays, part, base, orient, zbuf2d)
                 if cast is not None:
-                    _write_part(scene, rays, cv, cast, part, PROP, -1, sun_dir, sunlit, sky_ref,
+                    code = PROP if part.role == "crown" else FIXTURE
+                    _write_part(scene, rays, cv, cast, part, code, -1, sun_dir, sunlit, sky_ref,
                                 lambda pt, loc, nrm, pr=prop: materials.prop_albedo(pr, pt, loc, nrm, scene))
         else:
             veh = scene.vehicles[i]
@@ -643,11 +645,11 @@ def _shade_ground(scene: Scene, rays: geometry.Rays, cv: _Canvas, sun_dir, sky_r
 def _shadows(scene: Scene, rays: geometry.Rays, cv: _Canvas, sun_dir, sunlit: bool) -> None:
     cam, rot = rays.cam, rays.rot
     h = cam.mount_height
-    w_img = cam.width
     ground = _RECEIVES[cv.mat]
     contact: list[np.ndarray] = []
     cast_obj: list[np.ndarray] = []
     cast_env: list[np.ndarray] = []
+    cast_crown: list[np.ndarray] = []  # tree crowns and bushes: their shadows hold sun flecks
     for veh in scene.vehicles:
         if veh.z > scene.background_depth or veh.z + veh.size[2] < -30:
             continue
@@ -681,7 +683,7 @@ def _shadows(scene: Scene, rays: geometry.Rays, cv: _Canvas, sun_dir, sunlit: bo
                     pts = part_corners(part, base, orient)
                 poly = effects.shadow_polygon(pts, sun_dir, h)
                 if poly is not None:
-                    cast_env.append(poly)
+                    (cast_crown if part.role == "crown" else cast_env).append(poly)
         # The ego car, and walls along the road, in segments.
         ego = np.array([[x, h - y, z] for x in (-0.95, 0.95) for y in (0.0, 1.45 if h < 2 else 2.9)
                         for z in (-3.8, 0.9)])
@@ -703,33 +705,56 @@ def _shadows(scene: Scene, rays: geometry.Rays, cv: _Canvas, sun_dir, sunlit: bo
                 if poly is not None:
                     cast_env.append(poly)
     strength = np.float32(0.85 / 255.0)
-    if cast_obj or cast_env:
-        env = effects.soften(effects.fill_polygons(cam, rot, cast_env, h), 3) if cast_env else None
+    if cast_obj or cast_env or cast_crown:
+        crown = None
+        if cast_crown:
+            flecked = effects.dapple(scene, rays, effects.fill_polygons(cam, rot, cast_crown, h))
+            crown = effects.soften(flecked, 3)
+        env = None
+        if cast_env:
+            env = effects.soften(effects.fill_polygons(cam, rot, cast_env, h), 3)
+            if crown is not None:
+                np.maximum(env, crown, out=env)
+        elif crown is not None:
+            env = crown
         both = effects.fill_polygons(cam, rot, cast_obj, h, base=env)
         gi = np.flatnonzero(ground)
         both = effects.soften(both, 3).reshape(-1) if cast_obj else both.reshape(-1)
         cv.sun[gi] *= 1.0 - strength * both[gi]
-        if env is not None:
-            # Objects and props stand in the shadows of the environment: look up the ground
-            # point that each of their pixels' sun ray reaches.
-            oi = np.flatnonzero((cv.mat == OBJECT) | (cv.mat == STRUCTURE))
-            if oi.size:
-                dxf, dyf, dzf = rays.flat()
-                t = cv.z[oi]
-                p = np.stack([dxf[oi] * t, dyf[oi] * t, dzf[oi] * t], -1)
-                s = -sun_dir
-                k = (h - p[:, 1]) / s[1]
-                gp = p + k[:, None] * s[None, :]
-                u, v, zc = geometry.project(cam, rot, gp)
-                ok = (zc > 0.1) & (u >= 0) & (u < w_img) & (v >= 0) & (v < cam.height)
-                sel = oi[ok]
-                cv.sun[sel] *= 1.0 - strength * env[v[ok].astype(np.int64), u[ok].astype(np.int64)]
+        # What stands in the shadows of the environment looks up the ground point that each
+        # of its pixels' sun ray reaches: objects and roadside structures all of them, the
+        # solid props (facades, trunks) only the crowns' (a wall's own shadow polygon would
+        # darken its sunlit face).
+        for receivers, shade in (((OBJECT, STRUCTURE), env), ((FIXTURE,), crown)):
+            if shade is not None:
+                idx = np.flatnonzero(np.isin(cv.mat, receivers))
+                _receive_shadow(idx, shade, rays, cv, sun_dir, strength)
     if contact:
         ao = effects.soften(effects.fill_polygons(cam, rot, contact, h), 9).reshape(-1)
         gi = np.flatnonzero(ground & (ao > 0))
         a = ao[gi].astype(np.float32) * np.float32(1 / 255.0)
         cv.amb[gi] *= 1.0 - 0.75 * a
         cv.sun[gi] *= 1.0 - 0.5 * a
+
+
+def _receive_shadow(idx: np.ndarray, shade: np.ndarray, rays: geometry.Rays, cv: _Canvas,
+                    sun_dir: np.ndarray, strength: np.float32) -> None:
+    """Darken the sunlight of pixels ``idx`` by the ground shadow map ``shade`` (uint8, image
+    space) where their sun ray, followed away from the sun, meets the road plane."""
+    if idx.size == 0:
+        return
+    cam, rot = rays.cam, rays.rot
+    h = cam.mount_height
+    dxf, dyf, dzf = rays.flat()
+    t = cv.z[idx]
+    p = np.stack([dxf[idx] * t, dyf[idx] * t, dzf[idx] * t], -1)
+    s = -sun_dir
+    k = (h - p[:, 1]) / s[1]
+    gp = p + k[:, None] * s[None, :]
+    u, v, zc = geometry.project(cam, rot, gp)
+    ok = (zc > 0.1) & (u >= 0) & (u < cam.width) & (v >= 0) & (v < cam.height)
+    sel = idx[ok]
+    cv.sun[sel] *= 1.0 - strength * shade[v[ok].astype(np.int64), u[ok].astype(np.int64)]
 
 
 _RECEIVES = np.zeros(256, bool)

@@ -18,7 +18,7 @@ import numpy as np
 
 from edge_mtl.compat import zip_strict
 from edge_mtl.data.world.geometry import RoadCurve, rotation
-from edge_mtl.data.world.params import DEFAULT, Randomization
+from edge_mtl.data.world.params import DEFAULT, Randomization, SurroundParams
 from edge_mtl.types import Camera
 
 CAR, TRUCK, PEDESTRIAN = range(3)
@@ -141,6 +141,7 @@ class Surroundings:
     skyline_color: tuple[float, float, float]
     skyline_phase: tuple[float, float, float]
     skyline_height: float
+    canopy_light: float = 0.2  # share of a tree crown's shadow lit by sun flecks
 
 
 @dataclass(frozen=True)
@@ -503,7 +504,8 @@ def sample_surroundings(rng: np.random.Generator, setting: str, params: Randomiz
     return Surroundings(setting=setting, sides=(sides[0], sides[1]), skyline=skyline,
                         skyline_color=_color(rng, lo, hi),
                         skyline_phase=tuple(float(v) for v in rng.uniform(0, 2 * np.pi, 3)),
-                        skyline_height=float(rng.uniform(0.6, 1.6)))
+                        skyline_height=float(rng.uniform(0.6, 1.6)),
+                        canopy_light=_u(rng, sp.canopy_light))
 
 
 def side_edges(scene: Scene, side: int) -> tuple[float, float]:
@@ -553,7 +555,10 @@ def sample_props(rng: np.random.Generator, scene: Scene, params: Randomization) 
                     _color(rng, (60, 60, 60), (110, 110, 115)))
                 z += along + (float(rng.uniform(0, 4)) if urban and rng.random() < 0.6 else
                               float(rng.uniform(2, 20)))
-        # Trees.
+        # Trees: an avenue of large street trees at the kerb, and scattered ones.
+        if setting in ("urban", "suburban") and rng.random() < sp.avenue_p:
+            _avenue(rng, road.paved[side] + sign * (s.sidewalk / 2 if s.sidewalk > 1.2 else 1.2),
+                    sign, z_lo, z_hi, sp, add)
         density = _u(rng, sp.trees_per_100m) * {"urban": 0.4, "suburban": 1.0, "rural": 1.2,
                                                "highway": 0.5}[setting]
         for _ in range(min(int(rng.poisson(density * length / 100)), 24)):
@@ -563,13 +568,10 @@ def sample_props(rng: np.random.Generator, scene: Scene, params: Randomization) 
             else:
                 x = back + sign * float(rng.uniform(1.0, 14.0 if setting != "suburban" else 6.0))
             conifer = rng.random() < (0.35 if setting in ("rural", "highway") else 0.1)
-            autumn = rng.random() < 0.15
             crown = float(rng.uniform(1.2, 3.5))
             trunk_h = float(rng.uniform(1.2, 3.2))
             height = trunk_h + (crown * float(rng.uniform(2.5, 4.0)) if conifer else crown * 1.8)
-            lo, hi = ((20, 90, 110), (60, 160, 200)) if autumn else ((25, 70, 35), (70, 130, 90))
-            add("conifer" if conifer else "tree", z, x, (crown * 2, height, crown * 2),
-                _color(rng, lo, hi), _color(rng, (40, 55, 70), (80, 95, 110)))
+            add("conifer" if conifer else "tree", z, x, (crown * 2, height, crown * 2), *_tree_colors(rng))
         # Bushes.
         if setting != "urban":
             for _ in range(int(rng.poisson(1.5 * length / 100))):
@@ -602,6 +604,28 @@ def sample_props(rng: np.random.Generator, scene: Scene, params: Randomization) 
             add("sign", float(rng.uniform(0, z_hi)), road.paved[side] + sign * float(rng.uniform(0.6, 2.5)),
                 (width, float(rng.uniform(2.0, 3.2)), float(rng.uniform(0.5, 1.4))), board, (150, 150, 150))
     return props
+
+
+def _tree_colors(rng: np.random.Generator) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """A deciduous crown's colour (green, 15 % autumn) and its bark's."""
+    lo, hi = ((20, 90, 110), (60, 160, 200)) if rng.random() < 0.15 else ((25, 70, 35), (70, 130, 90))
+    return _color(rng, lo, hi), _color(rng, (40, 55, 70), (80, 95, 110))
+
+
+def _avenue(rng: np.random.Generator, x: float, sign: float, z_lo: float, z_hi: float,
+            sp: SurroundParams, add) -> None:
+    """A row of large street trees at lateral ``x`` (one species: similar size, regular gaps, a
+    few missing); their crowns reach over the sidewalk and the road, shading both."""
+    gap, crown = _u(rng, sp.avenue_gap), _u(rng, sp.avenue_crown)
+    trunk = float(rng.uniform(2.2, 4.0))
+    z = z_lo + float(rng.uniform(0, gap))
+    while z < z_hi:
+        if rng.random() < 0.9:
+            rc = crown * float(rng.uniform(0.85, 1.15))
+            leaf, bark = _tree_colors(rng)
+            add("tree", z + float(rng.normal(0, 0.4)), x + sign * float(rng.normal(0, 0.15)),
+                (rc * 2, trunk * float(rng.uniform(0.9, 1.1)) + rc * 1.8, rc * 2), leaf, bark)
+        z += gap * float(rng.uniform(0.9, 1.1))
 
 
 def _paint(rng: np.random.Generator) -> tuple[float, float, float]:
