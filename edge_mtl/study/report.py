@@ -107,6 +107,11 @@ def verdict(rows: Sequence[dict[str, Any]], costs: dict[str, dict[str, float]]) 
                 else "(one seed: no spread), at ")
              + f"{100 * share['params']:.0f} % of the three single-task models' parameters and "
              f"{100 * share['cpu_ms']:.0f} % of their CPU latency."]
+    matched = [r["label"] for r in tri if r["delta_m"] <= 0]
+    lines.append(f"Configurations that match or beat the three single-task models (Delta m <= 0): "
+                 f"{', '.join(matched)}." if matched else
+                 "No tri-task configuration matches the three single-task models (Delta m <= 0) "
+                 "at this budget.")
     if best_fixed is not None and dynamic:
         winners = [r for r in dynamic if r["delta_m"] < best_fixed["delta_m"]]
         clear = [r["label"] for r in winners if best_fixed["delta_m"] - r["delta_m"] > _noise(r, best_fixed)]

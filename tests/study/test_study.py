@@ -75,10 +75,16 @@ def test_the_verdict_says_when_no_dynamic_strategy_beats_fixed_weights():
     text = " ".join(verdict(rows, costs))
     assert "Best tri-task configuration: fixed 2/1/1" in text and "38 %" in text
     assert "No dynamic strategy beats the tuned fixed weights" in text
+    assert "Configurations that match or beat the three single-task models (Delta m <= 0): " \
+           "fixed 2/1/1, equal, pcgrad, rlw." in text
     assert "masked NOT ahead" not in text and text.count("masked ahead") == 3
     rows_win = summarise([*singles(), result("fixed 2/1/1", "fixed", scale=1.01),
                           result("famo", "strategy", scale=1.05)])
     assert "beat it by more than the seeds' spread: famo" in " ".join(verdict(rows_win, costs))
+    rows_lose = summarise([*singles(), result("fixed 2/1/1", "fixed", scale=0.98),
+                           result("famo", "strategy", scale=0.97)])
+    assert "No tri-task configuration matches the three single-task models" in " ".join(
+        verdict(rows_lose, costs))
     close = [*singles(), *singles(1), result("fixed 2/1/1", "fixed", scale=1.01),
              result("famo", "strategy", scale=1.03), result("famo", "strategy", seed=1, scale=0.995)]
     text = " ".join(verdict(summarise(close), costs))  # ahead on the mean, not beyond the spread
