@@ -169,11 +169,17 @@ def markdown(rows: Sequence[dict[str, Any]], costs: dict[str, dict[str, float]],
         notes.append(f"Left out of Delta m (the single-task baseline scored 0): {', '.join(left_out)}; "
                      "the budget is too small for them.")
     lines = "\n".join(f"- {line}" for line in notes)
+    same = [r["step_ms"] for r in rows if r["step_ms"] and (r["group"] in ("fixed", "missing")
+                                                           or r["label"] in ("equal", "rlw"))]
+    spread = (f" Configurations whose step costs the same (equal, rlw, the fixed grid, the "
+              f"ablation) range {min(same):.0f}-{max(same):.0f} ms: a "
+              "difference within that range is the host's, not the method's."
+              if len(same) > 1 else "")
     setup_text = "\n".join(f"- {k}: {v}" for k, v in setup.items())
     return (f"# Multi-task weighting study\n\n{lines}\n\n## Setup\n\n{setup_text}\n\n## Results\n\n"
             f"Single-task rows show each model's own task only in Delta m's baseline. {FORMULA} "
             "Step ms is one training step of the tri-task network (a single-task run still runs the "
-            "other heads' forward, not their backward); the cost table gives each slice alone.\n\n"
+            f"other heads' forward, not their backward); the cost table gives each slice alone.{spread}\n\n"
             f"{head}{body}\n## Cost\n\n{cost}\n![Pareto](pareto.png)\n")
 
 

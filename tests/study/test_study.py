@@ -78,6 +78,11 @@ def test_the_verdict_says_when_no_dynamic_strategy_beats_fixed_weights():
     assert "Configurations that match or beat the three single-task models (Delta m <= 0): " \
            "fixed 2/1/1, equal, pcgrad, rlw." in text
     assert "masked NOT ahead" not in text and text.count("masked ahead") == 3
+    from edge_mtl.study.report import markdown
+
+    # step ms of configurations with the same cost (equal 102, fixed 105, rlw 100, ablation 95 / 80)
+    priced = {k: {**c, "gflops": 1.0} for k, c in costs.items()}
+    assert "the ablation) range 80-105 ms" in markdown(rows, priced, {})
     rows_win = summarise([*singles(), result("fixed 2/1/1", "fixed", scale=1.01),
                           result("famo", "strategy", scale=1.05)])
     assert "beat it by more than the seeds' spread: famo" in " ".join(verdict(rows_win, costs))
