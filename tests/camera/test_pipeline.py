@@ -34,7 +34,7 @@ def quiet(msg: str) -> None:
 def frame_for(index: int) -> np.ndarray:
     """A frame whose bottom-left pixel (untouched by the overlay) carries ``index``."""
     image = np.full((*SHAPE, 3), 60, np.uint8)
-    image[-1, 0] = (index % 256, index // 256, 7)
+    image[-1, 0] = (index % 256, index // 256 % 256, 7)  # a long live run wraps
     return image
 
 

@@ -170,10 +170,9 @@ def test_tf_padded_imagenet_backbone_passes_at_float32s_own_accuracy(mnv2_checkp
     as far from the float64 network as PyTorch float32 is, before and after simplification
     (``mnv2_onnx``: onnxslim, also gated by export_onnx)."""
     result = export_onnx(mnv2_checkpoint, tmp_path / "m.onnx", simplifier="none")
-    diffs, noise = result.parity["exported"], result.parity_noise
+    diffs = result.parity["exported"]
     # what the old element-wise bound could not take even at the largest |ref| (640 px, 120 m)
     assert diffs["det_boxes"] > PARITY_ATOL + 1e-6 * 640 and diffs["depth"] > PARITY_ATOL + 1e-6 * 120
-    assert noise["det_boxes"] > diffs["det_boxes"] / 4 and noise["depth"] > diffs["depth"] / 4
     assert max(result.parity_ratio["exported"].values()) <= 1.0
     assert max(parity(mnv2_onnx, mnv2_reference)[1].values()) <= 1.0
 
