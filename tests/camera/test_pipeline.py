@@ -385,14 +385,19 @@ def test_sigterm_in_the_main_thread_stops_after_that_frame(window):
 
 @pytest.mark.parametrize("sig, reason", [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "interrupted")])
 def test_a_signal_from_outside_stops_a_live_run(window, sig, reason):
-    """kill -TERM / Ctrl-C while the stages wait on their queues: the run ends within a poll."""
+    """kill -TERM / Ctrl-C while the stages wait on their queues: the run ends within a poll.
+    Python's own Ctrl-C handler is put in for the test: a shell starts a background job with
+    SIGINT ignored, and Python then never installs it. ``max_frames`` bounds a run the signal
+    missed (60 s of frames)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, os.kill, (os.getpid(), sig))
     timer.start()
     try:
         t0 = time.perf_counter()
-        s = run_camera(CameraLike(period_s=0.005), stand_in(0.01), log=quiet)
+        s = run_camera(CameraLike(period_s=0.005), stand_in(0.01), log=quiet, max_frames=12000)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, before)
     assert s["stop_reason"] == reason and s["frames"] > 0
     assert time.perf_counter() - t0 < 5
 
