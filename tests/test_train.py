@@ -171,6 +171,30 @@ def test_the_shipped_checkpoint_loads_with_its_own_config():
     assert all(torch.isfinite(v).all() for v in out.values())
 
 
+def test_amp_cpu_trains_in_bfloat16_only_where_the_cpu_computes_it(tmp_path, tiny_dataset,
+                                                                    monkeypatch, capsys):
+    """train.amp_cpu: bfloat16 autocast on channels-last tensors where the CPU has bfloat16
+    arithmetic; elsewhere a note, and exactly the float32 run."""
+    import edge_mtl.train as training
+
+    def run(name: str, amp_cpu: bool) -> dict:
+        cfg = tiny_config(tiny_dataset, str(tmp_path / name), steps=2)
+        cfg.train.amp_cpu = amp_cpu
+        return read_checkpoint(train(cfg, progress=False))["model"]
+
+    plain = run("fp32", False)
+    monkeypatch.setattr(training, "cpu_computes_bf16", lambda: False)
+    emulated = run("emulated", True)
+    assert "no native bfloat16" in capsys.readouterr().err
+    assert all(torch.equal(emulated[k], v) for k, v in plain.items())
+    monkeypatch.setattr(training, "cpu_computes_bf16", lambda: True)
+    native = run("bf16", True)
+    convs = [k for k, v in native.items() if v.ndim == 4 and v.shape[-1] > 1]
+    assert convs and all(native[k].is_contiguous(memory_format=torch.channels_last) for k in convs)
+    assert all(torch.isfinite(v).all() for v in native.values() if v.is_floating_point())
+    assert any(not torch.equal(native[k], v) for k, v in plain.items())  # bfloat16 arithmetic
+
+
 def test_frozen_backbone_blocks_keep_weights_and_statistics(tiny_dataset):
     from edge_mtl.data.dataset import MultiTaskDataset, collate
     from edge_mtl.model.tritask import build_model

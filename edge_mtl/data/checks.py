@@ -102,8 +102,8 @@ def _check_lane(lane: np.ndarray, size: tuple[int, int], where: str) -> None:
     _check_plane(lane, size, "lane mask", where)
     if lane.dtype != np.uint8:
         raise DatasetError(f"{where}: lane mask must be uint8, got {lane.dtype}")
-    values = np.unique(lane)
-    if values.size and values.max() > 1:
+    if lane.size and lane.max() > 1:  # (np.unique, which sorts, only to name what was found)
+        values = np.unique(lane)
         hint = " (a 0/255 mask? this format stores 1 = marking)" if values.max() == 255 else ""
         raise DatasetError(f"{where}: lane mask values must be 0 or 1, found {values[:8].tolist()}{hint}")
 

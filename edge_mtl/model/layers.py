@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -16,5 +17,11 @@ def dw_block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(conv_bn_relu(cin, cin, 3, groups=cin), conv_bn_relu(cin, cout, 1))
 
 
-def upsample2(x):
+def upsample2(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+def as_float(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32: a head's last conv under autocast (bfloat16's 8-bit mantissa would put
+    box edges 2-4 px apart). A no-op, and no graph node, when it already is float32."""
+    return x if x.dtype == torch.float32 else x.float()

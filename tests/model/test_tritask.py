@@ -49,6 +49,17 @@ def test_outputs_respect_their_ranges():
     assert torch.all(out["depth"] >= 0.5 - 1e-4) and torch.all(out["depth"] <= 120.0 + 1e-3)
 
 
+def test_outputs_stay_float32_under_bfloat16_autocast():
+    """A CPU trains under bfloat16 autocast (train.amp_cpu): the heads' last convs run in
+    bfloat16, but logits, boxes and depth come out in float32, finer than bfloat16's grid."""
+    model = build_model(tiny_model_config()).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(2, 3, H, W))
+    assert {k: v.dtype for k, v in out.items()} == dict.fromkeys(OUTPUT_NAMES, torch.float32)
+    for name in ("det_boxes", "depth"):
+        assert not torch.equal(out[name], out[name].bfloat16().float()), name
+
+
 def test_default_input_size_and_rejects_bad_sizes():
     cfg = ModelConfig()
     assert (cfg.input_height, cfg.input_width) == (384, 640)

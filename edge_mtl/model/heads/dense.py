@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edge_mtl.model.layers import conv_bn_relu, dw_block, upsample2
+from edge_mtl.model.layers import as_float, conv_bn_relu, dw_block, upsample2
 
 
 class DenseDecoder(nn.Module):
@@ -50,8 +50,8 @@ class LaneHead(nn.Module):
 
     def forward(self, f4: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
         if self.stride == 2:
-            return self.out(self.block(upsample2(f4) + self.lateral(c2)))
-        return F.pixel_shuffle(self.out(self.block(f4)), 2) + self.detail(c2)
+            return as_float(self.out(self.block(upsample2(f4) + self.lateral(c2))))
+        return as_float(F.pixel_shuffle(self.out(self.block(f4)), 2) + self.detail(c2))
 
 
 class DepthHead(nn.Module):
@@ -65,4 +65,4 @@ class DepthHead(nn.Module):
         self.log_range = math.log(max_depth) - self.log_min
 
     def forward(self, f4: torch.Tensor) -> torch.Tensor:
-        return torch.exp(self.log_min + self.log_range * torch.sigmoid(self.out(self.block(f4))))
+        return torch.exp(self.log_min + self.log_range * torch.sigmoid(as_float(self.out(self.block(f4)))))

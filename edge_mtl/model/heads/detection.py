@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edge_mtl.model.layers import dw_block
+from edge_mtl.model.layers import as_float, dw_block
 
 
 def anchor_points(height: int, width: int, strides: tuple[int, ...],
@@ -55,8 +55,8 @@ class DetectionHead(nn.Module):
         logits, dists = [], []
         for i, (f, s) in enumerate(zip(feats, self.strides, strict=True)):
             b = f.shape[0]
-            logits.append(self.cls_outs[i](self.cls_towers[i](f)).reshape(b, self.num_classes, -1))
-            d = F.softplus(self.reg_outs[i](self.reg_towers[i](f))) * s
+            logits.append(as_float(self.cls_outs[i](self.cls_towers[i](f))).reshape(b, self.num_classes, -1))
+            d = F.softplus(as_float(self.reg_outs[i](self.reg_towers[i](f)))) * s
             dists.append(d.reshape(b, 4, -1))
         logits_t = torch.cat(logits, -1).transpose(1, 2)  # [B, N, C]
         d = torch.cat(dists, -1).transpose(1, 2)  # [B, N, 4] = l, t, r, b
