@@ -336,8 +336,9 @@ def train(cfg: Config, resume: str | None = None, progress: bool = True, force: 
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, tc.steps, tc.warmup_lr_steps))
     use_amp = tc.amp and device.type == "cuda"  # float16: loss scaling, overflow skips
-    cpu_bf16 = tc.amp_cpu and device.type == "cpu" and cpu_computes_bf16()
-    if tc.amp_cpu and device.type == "cpu" and not cpu_bf16 and is_main:
+    wants_bf16 = tc.amp_cpu and device.type == "cpu"
+    cpu_bf16 = wants_bf16 and cpu_computes_bf16()
+    if wants_bf16 and not cpu_bf16 and is_main:
         print("note: train.amp_cpu: this CPU has no native bfloat16 (AVX512-BF16 or AMX); "
               "training in float32", file=sys.stderr)
     if cpu_bf16:
