@@ -105,8 +105,10 @@ def depth_colormap(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     import cv2
 
     h, w = size
-    interp = cv2.INTER_NEAREST if depth.shape[0] >= h else cv2.INTER_LINEAR  # shrink: sample only
-    small = cv2.resize(depth.astype(np.float32, copy=False), (w, h), interpolation=interp)
+    small = depth.astype(np.float32, copy=False)
+    if small.shape[:2] != (h, w):
+        interp = cv2.INTER_NEAREST if depth.shape[0] >= h else cv2.INTER_LINEAR  # shrink: sample only
+        small = cv2.resize(small, (w, h), interpolation=interp)
     near, far = DEPTH_RANGE
     scale = np.float32(255.0 / math.log(far / near))
     level = (np.float32(math.log(far)) - np.log(np.maximum(small, np.float32(1e-3)))) * scale

@@ -17,9 +17,12 @@ if TYPE_CHECKING:
     from edge_mtl.video import Recorder
 
 
-# lane mask and depth map at half the frame's size: drawn the same (the network's maps are at a
-# quarter of its input or coarser), at a quarter of the post-processing's pixels
+# The lane mask at half the frame's size and the depth map at a quarter: drawn the same (the
+# network's lane logits are at half its input, its depth at a quarter; a 1280x720 frame fills its
+# input at half scale) for a quarter and a sixteenth of the pixels. The depth inset is a quarter
+# of the frame wide, so it is this map as it is.
 MAP_SCALE = 0.5
+DEPTH_MAP_SCALE = 0.25
 
 
 class Presenter:
@@ -43,7 +46,8 @@ class Presenter:
 
         timer, ends = self.timer, self.ends
         with timer.stage("post"):
-            pred = postprocess({k: v[0] for k, v in raw.items()}, geometry, self.cfg, depth_scale, MAP_SCALE)
+            pred = postprocess({k: v[0] for k, v in raw.items()}, geometry, self.cfg, depth_scale,
+                               MAP_SCALE, DEPTH_MAP_SCALE)
         with timer.stage("draw"):
             fps = (len(ends) - 1) / (ends[-1] - ends[0]) if len(ends) > 1 else None
             extra = f"  dropped {dropped}" if dropped is not None else ""

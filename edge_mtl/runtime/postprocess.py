@@ -47,34 +47,44 @@ def decode_detections(logits: np.ndarray, boxes: np.ndarray, cfg: PostprocessCon
 
 def postprocess(outputs: dict[str, np.ndarray], geometry: Geometry,
                 cfg: PostprocessConfig | None = None, depth_scale: float = 1.0,
-                map_scale: float = 1.0) -> Prediction:
+                map_scale: float = 1.0, depth_map_scale: float | None = None) -> Prediction:
     """Decode one image's raw outputs (batch dim removed) into source-frame pixels.
 
     ``geometry`` is how the frame was fitted to the input (`fit_geometry`); ``depth_scale``
     turns the network's canonical-focal depth into metres for this camera
     (`Geometry.depth_scale`; 1 when the camera's focal in input pixels is the canonical one).
     ``map_scale``: the lane mask and the depth map come at that fraction of the source size
-    (boxes stay in source pixels); the camera draws from half-size maps, metrics use full size.
+    (boxes stay in source pixels); ``depth_map_scale`` (default: ``map_scale``) gives the depth
+    map its own. The camera draws lanes from a half-size map and depth from a quarter-size one
+    (`edge_mtl.camera.present`); metrics use full size.
     """
     import cv2
 
-    if not 0 < map_scale <= 1:
-        raise ValueError(f"map_scale must lie in (0, 1], got {map_scale}")
+    depth_map_scale = map_scale if depth_map_scale is None else depth_map_scale
+    for name, value in (("map_scale", map_scale), ("depth_map_scale", depth_map_scale)):
+        if not 0 < value <= 1:
+            raise ValueError(f"{name} must lie in (0, 1], got {value}")
     cfg = cfg or PostprocessConfig()
     boxes, scores, classes = decode_detections(outputs["det_logits"], outputs["det_boxes"], cfg)
     boxes = geometry.boxes_to_source(boxes)
     keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # wholly in a letterbox border
     boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
-    maps = geometry
-    if map_scale != 1:  # the same mapping onto a smaller frame
-        sh, sw = geometry.source
-        maps = replace(geometry, source=(max(1, round(sh * map_scale)), max(1, round(sw * map_scale))))
+    maps = _scaled(geometry, map_scale)
     # Threshold the warped logits (not a warped binary mask) for clean thin lines.
     lane_logits = to_source(outputs["lane_logits"].reshape(outputs["lane_logits"].shape[-2:]), maps,
                             cv2.INTER_LINEAR, fill=-1e4)  # what a crop cut away is no lane
     logit_threshold = float(np.log(cfg.lane_threshold / (1 - cfg.lane_threshold)))
     lane = np.greater(lane_logits, np.float32(logit_threshold)).view(np.uint8)  # 0/1, no copy
-    depth = to_source(outputs["depth"].reshape(outputs["depth"].shape[-2:]), maps, cv2.INTER_LINEAR)
+    depth_maps = _scaled(geometry, depth_map_scale)
+    depth = to_source(outputs["depth"].reshape(outputs["depth"].shape[-2:]), depth_maps, cv2.INTER_LINEAR)
     if depth_scale != 1.0:
         depth *= np.float32(depth_scale)
     return Prediction(boxes=boxes, scores=scores, classes=classes, lane=lane, depth=depth)
+
+
+def _scaled(geometry: Geometry, scale: float) -> Geometry:
+    """The same mapping onto a source frame ``scale`` times the size."""
+    if scale == 1:
+        return geometry
+    sh, sw = geometry.source
+    return replace(geometry, source=(max(1, round(sh * scale)), max(1, round(sw * scale))))

@@ -52,5 +52,14 @@ def test_half_size_maps_are_the_full_size_maps_shrunk():
         shrunk = cv2.resize(full.depth, (640, 360), interpolation=cv2.INTER_AREA)
         np.testing.assert_allclose(half.depth, shrunk, rtol=0.01, atol=0.1)
         assert (half.lane != cv2.resize(full.lane, (640, 360), interpolation=cv2.INTER_NEAREST)).mean() < 0.01
+        # the camera's maps: lanes at half size, depth at a quarter (its own scale)
+        quarter = postprocess(raw, geometry, map_scale=0.5, depth_map_scale=0.25)
+        assert quarter.lane.shape == (360, 640) and quarter.depth.shape == (180, 320)
+        np.testing.assert_array_equal(quarter.lane, half.lane)
+        shrunk = cv2.resize(full.depth, (320, 180), interpolation=cv2.INTER_AREA)
+        # (crop cuts 40 source columns a side: the quarter map's column 10 straddles that border)
+        np.testing.assert_allclose(quarter.depth[:, 11:-11], shrunk[:, 11:-11], rtol=0.02, atol=0.2)
     with pytest.raises(ValueError, match="map_scale"):
         postprocess(raw, geometry, map_scale=0)
+    with pytest.raises(ValueError, match="depth_map_scale"):
+        postprocess(raw, geometry, depth_map_scale=1.5)
