@@ -147,6 +147,9 @@ def depth_errors(gt: np.ndarray, pred: np.ndarray) -> tuple[float, ...]:
             float(np.mean(ratio < 1.25 ** 3)))
 
 
+DEPTH_BANDS: tuple[tuple[float, float], ...] = ((0.0, 10.0), (10.0, 20.0), (20.0, 40.0), (40.0, 80.0))
+
+
 class DepthMetric:
     """KITTI / Eigen depth errors, computed per image and averaged over images.
 
@@ -155,7 +158,9 @@ class DepthMetric:
     prediction is clipped to [min_depth, max_depth]. With ``median_scaling`` the errors are also
     reported after scaling each prediction by median(gt) / median(pred) (before the clip), under
     ``<name>_median_scaled``, with the median and spread (std of ratio / median) of the scales.
-    An image without a valid pixel is skipped.
+    An image without a valid pixel is skipped. ``bands``: by ground-truth distance (`DEPTH_BANDS`,
+    pooled over every valid pixel of every image), the pixel count, AbsRel and the median of
+    prediction / truth: where the errors are, and whether near things read too far.
     """
 
     def __init__(self, min_depth: float = 1e-3, max_depth: float = 80.0, crop: str | None = None,
@@ -166,6 +171,8 @@ class DepthMetric:
         self.rows: list[tuple[float, ...]] = []
         self.scaled_rows: list[tuple[float, ...]] = []
         self.ratios: list[float] = []
+        self.band_sums = np.zeros((len(DEPTH_BANDS), 2))  # valid pixels, sum of |g - p| / g
+        self.band_ratios: list[list[np.ndarray]] = [[] for _ in DEPTH_BANDS]  # pred / gt (float32)
 
     def update(self, gt: np.ndarray, pred: np.ndarray) -> None:
         if gt.shape != pred.shape:
@@ -175,7 +182,14 @@ class DepthMetric:
             return
         g = gt[valid].astype(np.float64)
         p = pred[valid].astype(np.float64)
-        self.rows.append(depth_errors(g, np.clip(p, self.min_depth, self.max_depth)))
+        clipped = np.clip(p, self.min_depth, self.max_depth)
+        self.rows.append(depth_errors(g, clipped))
+        for i, (lo, hi) in enumerate(DEPTH_BANDS):
+            inside = (g >= lo) & (g < hi)
+            if inside.any():
+                gb, pb = g[inside], clipped[inside]
+                self.band_sums[i] += (gb.size, float(np.sum(np.abs(gb - pb) / gb)))
+                self.band_ratios[i].append((pb / gb).astype(np.float32))
         if self.median_scaling:
             ratio = float(np.median(g) / np.median(p))
             self.ratios.append(ratio)
@@ -186,7 +200,7 @@ class DepthMetric:
             return {}
         result = dict(zip_strict(DEPTH_ERRORS, np.asarray(self.rows).mean(0).tolist()))
         result.update({"num_images": len(self.rows), "min_depth": self.min_depth,
-                       "max_depth": self.max_depth, "crop": self.crop})
+                       "max_depth": self.max_depth, "crop": self.crop, "bands": self._bands()})
         if self.median_scaling:
             scaled = np.asarray(self.scaled_rows).mean(0).tolist()
             result.update({f"{k}_median_scaled": v for k, v in zip_strict(DEPTH_ERRORS, scaled)})
@@ -194,3 +208,11 @@ class DepthMetric:
             med = float(np.median(ratios))
             result.update({"scale_median": med, "scale_std": float(np.std(ratios / med))})
         return result
+
+    def _bands(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for (lo, hi), (n, rel), ratios in zip_strict(DEPTH_BANDS, self.band_sums, self.band_ratios):
+            if n:
+                out[f"{lo:g}-{hi:g}"] = {"pixels": int(n), "abs_rel": rel / n,
+                                         "ratio_median": float(np.median(np.concatenate(ratios)))}
+        return out

@@ -137,6 +137,24 @@ def test_depth_median_scaling_is_reported_apart():
     assert "abs_rel_median_scaled" not in plain.compute()
 
 
+def test_depth_errors_by_distance_band_pool_pixels_over_images():
+    """Near pixels read 2x too far and far ones right: the bands say so (the image mean cannot)."""
+    gt = np.array([[4.0, 8.0, 15.0, 30.0, 50.0, 79.0]], np.float32)
+    m = DepthMetric()
+    m.update(gt, gt * np.array([2, 2, 1.5, 1, 1, 1], np.float32))
+    m.update(np.array([[5.0, 12.0]], np.float32), np.array([[5.0, 6.0]], np.float32))  # second image
+    bands = m.compute()["bands"]
+    assert list(bands) == ["0-10", "10-20", "20-40", "40-80"]
+    assert bands["0-10"] == {"pixels": 3, "abs_rel": pytest.approx(2 / 3), "ratio_median": 2.0}
+    assert bands["10-20"]["pixels"] == 2 and bands["10-20"]["abs_rel"] == pytest.approx((0.5 + 0.5) / 2)
+    assert bands["10-20"]["ratio_median"] == pytest.approx(1.0)  # 1.5 and 0.5
+    assert bands["20-40"] == {"pixels": 1, "abs_rel": 0.0, "ratio_median": 1.0}
+    assert bands["40-80"]["pixels"] == 2 and bands["40-80"]["abs_rel"] == pytest.approx(0.0, abs=1e-7)
+    empty = DepthMetric()
+    empty.update(np.full((2, 2), 30, np.float32), np.full((2, 2), 30, np.float32))
+    assert list(empty.compute()["bands"]) == ["20-40"]  # a band without a pixel is left out
+
+
 def test_detection_inside_an_ignore_region_neither_helps_nor_hurts():
     gt = np.array([[10, 10, 60, 60], [100, 10, 180, 60]], np.float32)
     gt_classes = np.array([0, 1])  # a car and a truck
