@@ -79,6 +79,7 @@ def _worker(rank: int, world: int, store: str, strategy: str, gradients: str, dr
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
         torch.save(run(strategy, gradients, rank, world, drop_lane_on, empty_on), f"{store}.rank{rank}.pt")
+        dist.barrier()  # no rank tears gloo down while the other's last collective is in flight
     finally:
         dist.destroy_process_group()
 
