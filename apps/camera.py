@@ -1,6 +1,6 @@
 """Camera app: the tri-task network live on a camera, stream, video or folder, with an overlay.
 
-    python apps/camera.py --source csi://0 --model models/tritask_mnv3l.engine
+    python apps/camera.py --source csi://0 --model models/tritask_mnv2.engine
     python apps/camera.py --source /dev/video0 --record drive.mp4
     python apps/camera.py --source rtsp://192.168.1.20:8554/cam --headless --bench-json run.json
     python apps/camera.py --source drive.mp4 --max-frames 300

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from edge_mtl.compat import require_python310
 from edge_mtl.config import READER_FORMATS, non_negative_int, positive_float, positive_int
+from edge_mtl.paths import DEFAULT_CONFIG
 from edge_mtl.study.plan import DYNAMIC, STUDY_CONFIG
 from edge_mtl.study.plan import STEPS as STUDY_STEPS
 from edge_mtl.study.plan import VAL_NUM as STUDY_VAL_NUM
@@ -16,7 +17,6 @@ from edge_mtl.study.plan import VAL_NUM as STUDY_VAL_NUM
 TRAINING_PACKAGES = ("torch", "torchvision", "onnxslim", "onnxsim", "tensorboard")
 # The commands that also run on Python 3.8 (JetPack 5; edge_mtl/compat.py); the others need 3.10.
 PY38_COMMANDS = ("synth", "eval", "check-onnx", "calibrate", "build-engine", "bench", "camera", "report")
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "models" / "tritask_mnv3l.yaml"
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -425,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--model", default=None,
                    help="a .pt, .onnx or .engine file, run as named (never replaced by a sibling; an error "
                         "if it cannot open), or a stem without a suffix (runs/deploy/model) to take the "
-                        "best of its .engine/.onnx/.pt (default: models/tritask_mnv3l.pt)")
+                        "best of its .engine/.onnx/.pt (default: models/tritask_mnv2.pt)")
     m.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"),
                    help="default: for a named file, its backend on the best device; for a stem, tensorrt > "
                         "onnxruntime-GPU > torch-CUDA > onnxruntime-CPU > torch-CPU among the files present. "
@@ -509,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "TensorRT is here), bench, drive video, camera loop, report")
     d.add_argument("--out", default="runs/demo", help="run folder (default: %(default)s)")
     d.add_argument("--checkpoint", default=None,
-                   help="checkpoint to deploy (default: models/tritask_mnv3l.pt)")
+                   help="checkpoint to deploy (default: models/tritask_mnv2.pt)")
     d.add_argument("--calib", default=None,
                    help="calibration set (default: calibration/synth_default.yaml, cached)")
     d.add_argument("--calib-images", type=positive_int, default=64,

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from edge_mtl.files import to_json, write_atomic
+from edge_mtl.paths import DEFAULT_CHECKPOINT
 
 SCHEMA = "edge_mtl.demo/1"
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "tritask_mnv3l.pt"
 DEFAULT_OUT = "runs/demo"
 STEPS: tuple[str, ...] = ("export", "check-onnx", "calibrate", "eval", "tensorrt", "bench",
                           "drive-video", "camera", "report")

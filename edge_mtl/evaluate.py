@@ -36,7 +36,7 @@ from edge_mtl.types import TASKS, Sample
 
 SCHEMA = "edge_mtl.eval/1"
 # Detection AP needs the low-score tail of the ranking, unlike a demo's display threshold.
-EVAL_POSTPROCESS = PostprocessConfig(score_threshold=0.05, max_detections=100)
+EVAL_POSTPROCESS = PostprocessConfig(score_threshold=0.05, iou_threshold=0.6, max_detections=100)
 KITTI_FORMATS = ("kitti", "kitti-tracking", "kitti-depth")
 
 

@@ -4,9 +4,10 @@ Sources, each optional (a missing or unreadable one is listed under ``skipped`` 
 
 - ``real_dev/kitti_tracking`` (labelled): `edge_mtl.evaluate.evaluate` on ``kitti-tracking:PATH``
   (car AP@0.5, mAP, LiDAR depth AbsRel...), then a second pass at the *display* threshold
-  (`PostprocessConfig`'s default score 0.4) that counts detections per frame against the labelled
-  objects per frame (boxes of the classes we model, after the class map; ignore regions and
-  DontCare not counted). The issue's target is at most `TARGET_RATIO` times as many detections.
+  (`PostprocessConfig`'s defaults: score 0.55, NMS IoU 0.45) that counts detections per frame
+  against the labelled objects per frame (boxes of the classes we model, after the class map;
+  ignore regions and DontCare not counted). The issue's target is at most `TARGET_RATIO` times
+  as many detections.
 - ``real_video/*.mp4`` (one source per clip) and ``bdd_frames/`` (a folder of frames): no labels,
   so a summary of what the model predicts: detections per frame at the display threshold, the
   predicted depth of the road just ahead (`road_patch`), and the fraction of the frame marked lane.
@@ -49,7 +50,7 @@ DEFAULT_SHARED = Path("..") / "shared" / "data"
 KITTI_DIR = Path("real_dev") / "kitti_tracking"
 VIDEO_DIR = Path("real_video")
 FRAMES_DIR = Path("bdd_frames")
-DISPLAY = PostprocessConfig()  # what the camera overlay shows (score 0.4)
+DISPLAY = PostprocessConfig()  # what the camera overlay shows
 TARGET_RATIO = 1.5  # display-threshold detections per labelled object, at most (issue 12)
 ROAD_ROWS = (0.70, 0.80)  # fraction of the frame height: the road patch's rows [start, end)
 ROAD_COLS = (0.40, 0.60)  # fraction of the frame width: its columns [start, end)

@@ -11,13 +11,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_mtl.cli import DEFAULT_CONFIG
 from edge_mtl.config import Config, apply_overrides
+from edge_mtl.paths import DEFAULT_CONFIG, shipped_file
 
 
 def test_default_model_config_file_loads_and_round_trips(tmp_path):
     cfg = Config.load(DEFAULT_CONFIG)
-    assert cfg.model.backbone == "mobilenet_v3_large"
+    assert cfg.model.backbone == "mobilenet_v2" and cfg.model.tf_padding
+    assert shipped_file(cfg.model.pretrained).is_file()  # the ImageNet start it names ships too
     path = tmp_path / "c.yaml"
     cfg.save(path)
     assert Config.load(path) == cfg

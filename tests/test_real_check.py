@@ -12,6 +12,7 @@ import pytest
 
 from edge_mtl.cli import main
 from edge_mtl.data.formats.kitti import DEFAULT_CLASS_MAP
+from edge_mtl.paths import DEFAULT_CHECKPOINT
 from edge_mtl.real_check import CELL, LABEL_HEIGHT, SCHEMA, real_check, sample_indices
 from edge_mtl.runtime.backend import open_backend
 from edge_mtl.runtime.postprocess import PostprocessConfig, postprocess
@@ -20,7 +21,7 @@ from tests.data.formats.make_kitti import car_label, other_labels, write_kitti_t
 from tests.helpers import SHARED_DATA
 
 KITTI_FRAMES, VIDEO_FRAMES, MAX_FRAMES = 3, 10, 4
-RELEASED = Path(__file__).resolve().parents[1] / "models" / "tritask_mnv3l.pt"
+RELEASED = DEFAULT_CHECKPOINT
 
 
 def _road_scene(h: int, w: int, k: int) -> np.ndarray:
@@ -134,7 +135,7 @@ def _video_frames(path: Path, indices: list[int]) -> list[np.ndarray]:
 
 def test_road_patch_depth_is_the_median_of_the_documented_patch(run, shared, tiny_checkpoint):
     """Recomputed here: rows 70-80 % of the height, columns 40-60 % of the width, of the depth
-    predicted with the assumed focal (0.8 x width); detections at score 0.4."""
+    predicted with the assumed focal (0.8 x width); detections at score 0.55, NMS IoU 0.45."""
     data = run[0]
     runner = open_backend(tiny_checkpoint, device="cpu")
     clip = data["sources"]["clip"]
@@ -148,7 +149,7 @@ def test_road_patch_depth_is_the_median_of_the_documented_patch(run, shared, tin
             geometry = runner.info.geometry((h, w))
             raw = runner.infer(preprocess(image, runner.info.input_size, mode=runner.info.resize)[None])
             scale = runner.info.depth_scale(geometry, 0.8 * w)  # the assumed 64 degree camera
-            display = PostprocessConfig(score_threshold=0.4)
+            display = PostprocessConfig(score_threshold=0.55, iou_threshold=0.45)
             pred = postprocess({k: v[0] for k, v in raw.items()}, geometry, display, scale)
             patch = pred.depth[int(0.7 * h):int(0.8 * h), int(0.4 * w):int(0.6 * w)]
             assert record["road_depth_m"] == pytest.approx(float(np.median(patch)), rel=1e-6)
@@ -200,7 +201,7 @@ def test_nothing_found_exits_2(tmp_path, tiny_checkpoint, capsys):
 
 
 @pytest.mark.skipif(not (SHARED_DATA.is_dir() and RELEASED.is_file()),
-                    reason="../shared/data or models/tritask_mnv3l.pt absent")
+                    reason="../shared/data or the released checkpoint absent")
 def test_real_shared_data(tmp_path, capsys):
     assert main(["real-check", str(RELEASED), "--shared", str(SHARED_DATA), "--out", str(tmp_path),
                  "--max-frames", "2"]) == 0

@@ -161,9 +161,9 @@ def test_checkpoint_written_before_lane_stride_loads_with_the_stride_2_head(tmp_
 
 
 def test_the_shipped_checkpoint_loads_with_its_own_config():
-    from pathlib import Path
+    from edge_mtl.paths import DEFAULT_CHECKPOINT
 
-    cfg, model = load_model(Path(__file__).resolve().parents[1] / "models" / "tritask_mnv3l.pt")
+    cfg, model = load_model(DEFAULT_CHECKPOINT)
     assert cfg.model.lane_stride == 4
     with torch.no_grad():
         out = model(torch.zeros(1, 3, cfg.model.input_height, cfg.model.input_width))

@@ -57,6 +57,7 @@ import numpy as np
 
 from edge_mtl.camera.sources import FrameSource
 from edge_mtl.files import to_json, write_atomic
+from edge_mtl.paths import DEFAULT_CHECKPOINT
 from edge_mtl.runtime.backend import Backend
 from edge_mtl.runtime.timing import StageTimer, summarize
 from edge_mtl.video import Recorder
@@ -64,7 +65,7 @@ from edge_mtl.video import Recorder
 if TYPE_CHECKING:
     from edge_mtl.runtime.postprocess import PostprocessConfig
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "tritask_mnv3l.pt"
+DEFAULT_MODEL = DEFAULT_CHECKPOINT
 SCHEMA = "edge_mtl.camera/1"
 _SUFFIXES = {"tensorrt": (".engine", ".plan"), "onnxruntime": (".onnx",), "torch": (".pt",)}
 _QUIT_KEYS = (27, ord("q"))  # Esc, q

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
+
+from edge_mtl.paths import shipped_file
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "mobilenet_v3_large": torchvision.models.mobilenet_v3_large,
@@ -87,7 +88,7 @@ class MobileNetBackbone(nn.Module):
             raise ValueError(f"unknown backbone {name!r}; choose from {sorted(BACKBONES)}")
         net = BACKBONES[name](weights=None)
         if pretrained:
-            path = Path(pretrained)
+            path = shipped_file(pretrained)
             if not path.is_file():
                 raise FileNotFoundError(f"pretrained backbone weights {path} not found "
                                         "(weights are never downloaded; pass a local file)")

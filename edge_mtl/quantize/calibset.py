@@ -23,9 +23,10 @@ import numpy as np
 from edge_mtl.config import read_yaml
 from edge_mtl.files import sha256
 from edge_mtl.imageio import integrity_problem
+from edge_mtl.paths import REPO_ROOT
 
 SCHEMA = "edge_mtl.calib/1"
-CALIBRATION_DIR = Path(__file__).resolve().parent.parent.parent / "calibration"
+CALIBRATION_DIR = REPO_ROOT / "calibration"
 DEFAULT_SET = CALIBRATION_DIR / "synth_default.yaml"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 

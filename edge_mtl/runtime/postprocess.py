@@ -12,8 +12,10 @@ from edge_mtl.types import Prediction
 
 @dataclass(frozen=True)
 class PostprocessConfig:
-    score_threshold: float = 0.4  # display; eval uses its own (0.05)
-    iou_threshold: float = 0.6
+    # The display settings: the best F1 of the released model on the synthetic val set
+    # (apps/display_threshold.py; models/README.md, "Display settings"). eval uses its own.
+    score_threshold: float = 0.55
+    iou_threshold: float = 0.45
     max_detections: int = 100
     pre_nms_top_k: int = 1000
     lane_threshold: float = 0.5
