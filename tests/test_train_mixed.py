@@ -27,11 +27,13 @@ def test_a_mixed_run_completes_and_logs_samples_per_dataset_and_task(tmp_path, m
     args = ["train", "--out", str(out), "--steps", "6"]
     for spec in mix:
         args += ["--data", spec]
-    args += ["--set", f"model.input_height={64}", "--set", "model.input_width=128",
-             "--set", "model.backbone=mobilenet_v3_small", "--set", "model.fpn_channels=16",
-             "--set", "model.head_channels=16", "--set", "model.seg_channels=8",
-             "--set", "train.batch_size=4", "--set", "train.workers=0", "--set", "train.crop_width=null",
-             "--set", "train.log_every=2", "--set", "train.bn_batches=2", "--set", "weighting.warmup_steps=2"]
+    settings = ["model.input_height=64", "model.input_width=128", "model.backbone=mobilenet_v3_small",
+                "model.pretrained=null", "model.tf_padding=false", "model.freeze_backbone=0",
+                "model.fpn_channels=16", "model.head_channels=16", "model.seg_channels=8",
+                "train.batch_size=4", "train.workers=0", "train.crop_width=null", "train.log_every=2",
+                "train.bn_batches=2", "weighting.warmup_steps=2"]
+    for setting in settings:
+        args += ["--set", setting]
     assert main(args) == 0
     report = json.loads((out / "data_check.json").read_text())
     assert [d["num_samples"] for d in report["datasets"]] == [4, 3, 3, 6]

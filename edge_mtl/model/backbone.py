@@ -94,7 +94,12 @@ class MobileNetBackbone(nn.Module):
                                         "(weights are never downloaded; pass a local file)")
             state = torch.load(path, map_location="cpu", weights_only=True)
             meta = state.pop(PRETRAINED_META_KEY, None) if isinstance(state, dict) else None
-            missing = net.load_state_dict(state, strict=False).missing_keys
+            try:
+                missing = net.load_state_dict(state, strict=False).missing_keys
+            except RuntimeError as e:  # tensors of another shape: another architecture's file
+                first = str(e).split("size mismatch for ", 1)[-1].split(":", 1)[0]
+                raise ValueError(f"{path}: does not hold {name} weights ({first} has another shape); "
+                                 "set model.pretrained to a file for this backbone, or null") from None
             if any(k.startswith("features.") for k in missing):
                 raise ValueError(f"{path}: does not hold {name} weights (missing {missing[:3]}…)")
             expects = meta.get("tf_padding") if isinstance(meta, dict) else None

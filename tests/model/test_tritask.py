@@ -79,6 +79,11 @@ def test_pretrained_weights_load_from_a_local_file(tmp_path):
         MobileNetBackbone("mobilenet_v3_small", pretrained=str(tmp_path / "missing.pth"))
     with pytest.raises(ValueError, match="unknown backbone"):
         MobileNetBackbone("resnet50")
+    # another architecture's file (the default config's MobileNetV2 weights under a v3 backbone)
+    torch.save(torchvision.models.mobilenet_v2(weights=None).state_dict(), tmp_path / "mnv2.pth")
+    with pytest.raises(ValueError, match=r"mnv2\.pth: does not hold mobilenet_v3_small weights "
+                                         r"\(features\.0\.0\.weight has another shape\)"):
+        MobileNetBackbone("mobilenet_v3_small", pretrained=str(tmp_path / "mnv2.pth"))
 
 
 @pytest.mark.parametrize("stride", [2, 4])
