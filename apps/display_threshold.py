@@ -64,20 +64,22 @@ def sweep(model: str, data: str, limit: int | None) -> dict:
         sample = in_view(sample, geometry)
         raw = runner.infer(preprocess(sample.image, runner.info.input_size, mode=runner.info.resize,
                                       input_format=runner.info.input_format)[None])
-        frames.append((raw["det_logits"][0], raw["det_boxes"][0], geometry, sample))
+        # only what the sweep reads: a frame's image and dense labels would hold gigabytes over 500
+        gt_boxes = np.zeros((0, 4)) if sample.boxes is None else np.asarray(sample.boxes)
+        gt_classes = np.zeros(0, np.int64) if sample.classes is None else np.asarray(sample.classes)
+        ignore = None if sample.ignore is None or not len(sample.ignore) else np.asarray(sample.ignore)
+        frames.append((raw["det_logits"][0], raw["det_boxes"][0], geometry, gt_boxes, gt_classes, ignore))
     rows = []
     for nms in NMS_IOUS:
         for score in SCORES:
             cfg = replace(PostprocessConfig(), score_threshold=score, iou_threshold=nms)
             hits = found = labelled = 0
-            for logits, raw_boxes, geometry, s in frames:
+            for logits, raw_boxes, geometry, gt_boxes, gt_classes, ignore in frames:
                 boxes, scores, classes = decode_detections(logits, raw_boxes, cfg)
                 boxes = geometry.boxes_to_source(boxes)
-                if s.ignore is not None and len(s.ignore) and len(boxes):
-                    inside = iou_matrix(boxes, np.asarray(s.ignore)).max(1) > 0.5
+                if ignore is not None and len(boxes):
+                    inside = iou_matrix(boxes, ignore).max(1) > 0.5
                     boxes, scores, classes = boxes[~inside], scores[~inside], classes[~inside]
-                gt_boxes = np.zeros((0, 4)) if s.boxes is None else np.asarray(s.boxes)
-                gt_classes = np.zeros(0, np.int64) if s.classes is None else np.asarray(s.classes)
                 hits += true_positives(boxes, scores, classes, gt_boxes, gt_classes)
                 found += len(boxes)
                 labelled += len(gt_boxes)
